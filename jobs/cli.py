@@ -1,0 +1,61 @@
+"""The `thresher` command line: one subcommand per job kind, each in its own module."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, Sequence
+
+from jobs import __version__
+
+# Exit codes: 0 ok, 1 the job ran and failed (e.g. --strict found bad input), 2 usage or input error.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Each module defines `register(subparsers)`; registering lazily keeps `thresher --help` fast.
+COMMAND_MODULES: tuple[str, ...] = (
+    "jobs.cmd_score",
+    "jobs.cmd_select",
+    "jobs.cmd_corpus",
+    "jobs.cmd_demo",
+    "jobs.cmd_laws",
+    "jobs.cmd_mix",
+)
+
+
+class UsageError(Exception):
+    """Bad arguments or input: reported as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="thresher",
+        description="Data curation and data scaling: score and dedupe shards, value pools, plan and mix.",
+        epilog="Run `thresher COMMAND --help` for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"thresher {__version__}")
+    parser.add_argument("--quiet", action="store_true", help="print only errors and output paths")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"thresher {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Per-document scores: Arrow or numpy in, float columns out. Never imports Ray."""

@@ -1,0 +1,1 @@
+"""Moving data at scale: shards, stages, the Ray executor, sidecars and the ledger."""
