@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "jobs.cmd_demo",
     "jobs.cmd_laws",
     "jobs.cmd_mix",
+    "jobs.cmd_classifier",
 )
 
 
