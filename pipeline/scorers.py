@@ -1,0 +1,70 @@
+"""Heuristic scorers as Stages: Gopher quality, Gopher repetition, C4."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from metrics import heuristics
+from pipeline.registry import register_scorer
+from pipeline.stage import Resources, Stage
+
+
+class _RuleStage(Stage):
+    """A rule set from `metrics.heuristics`, with thresholds overridable by keyword."""
+
+    rules_type: ClassVar[type]
+    reason_column: ClassVar[str]
+    resources = Resources(cpus=1)
+
+    def __init__(self, **options: Any) -> None:
+        fields = self.rules_type.__dataclass_fields__
+        unknown = sorted(set(options) - set(fields))
+        if unknown:
+            raise ValueError(f"scorer {self.name!r} has no option(s) {unknown}; options: {sorted(fields)}")
+        typed = {k: type(getattr(self.rules_type(), k))(v) if not isinstance(v, (tuple, list)) else tuple(v)
+                 for k, v in options.items()}
+        self.options = dict(sorted(options.items()))
+        self.rules = self.rules_type(**typed)
+
+    def score(self, texts: pa.Array) -> pa.Table:
+        raise NotImplementedError
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return self.score(batch["text"])
+
+
+@register_scorer
+class GopherQuality(_RuleStage):
+    name = "gopher_quality"
+    adds = heuristics.GOPHER_QUALITY_COLUMNS
+    rules_type = heuristics.GopherQualityRules
+    reason_column = "gopher_quality_reason"
+
+    def score(self, texts: pa.Array) -> pa.Table:
+        return heuristics.gopher_quality(texts, self.rules)
+
+
+@register_scorer
+class GopherRepetition(_RuleStage):
+    name = "gopher_repetition"
+    adds = heuristics.GOPHER_REPETITION_COLUMNS
+    rules_type = heuristics.GopherRepetitionRules
+    reason_column = "gopher_repetition_reason"
+
+    def score(self, texts: pa.Array) -> pa.Table:
+        return heuristics.gopher_repetition(texts, self.rules)
+
+
+@register_scorer
+class C4Quality(_RuleStage):
+    name = "c4"
+    adds = heuristics.C4_COLUMNS
+    rules_type = heuristics.C4Rules
+    reason_column = "c4_reason"
+
+    def score(self, texts: pa.Array) -> pa.Table:
+        return heuristics.c4(texts, self.rules)
+
+
+DEFAULT_SCORERS = ("gopher_quality", "gopher_repetition", "c4")
