@@ -1,0 +1,398 @@
+"""The Ray executor for map jobs: parts in, sidecars, ledgers and markers out.
+
+Parts stream through Ray Data: a read step, one `map_batches` per stage (tasks, or
+an actor pool for stages with per-worker setup), and a writer that spills each
+batch's sidecar columns to chunk files. Only small reports (part, rows, seconds)
+come back to the driver, which launches one finalize task per finished part: it
+puts the chunks in row order, writes the sidecar, ledger and quarantine under
+temporary names, renames them, and writes the completion marker last. A rerun
+skips parts that have a marker, and the same rows give the same bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline import ledger as ledger_mod
+from pipeline.outputs import (
+    TMP,
+    completed_keys,
+    file_sha256,
+    marker_path,
+    read_marker,
+    safe_join,
+    write_json_atomic,
+    write_parquet_atomic,
+)
+from pipeline.reader import ReadOptions, read_part
+from pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS, Part, discover, plan_parts
+from pipeline.stage import Stage
+
+SIDECARS, LEDGER, MALFORMED = "sidecars", "ledger", "malformed"
+INTERNAL = ("__part", "__row", "__part_rows", "__malformed", "__raw")
+
+
+class JobConflict(ValueError):
+    """The output directory holds a different job; resuming it would mix results."""
+
+
+@dataclass
+class MapJob:
+    """A score-style job: read parts, run map stages, write sidecars keyed by doc id."""
+
+    input: str
+    out_dir: Path
+    stages: list[Stage]
+    read: ReadOptions = field(default_factory=ReadOptions)
+    part_bytes: int = DEFAULT_PART_BYTES
+    part_rows: int = DEFAULT_PART_ROWS
+    batch_rows: int = 4096
+    workers: int | None = None
+    address: str | None = None
+    quiet: bool = False
+    kind: str = "score"
+    stop_after_parts: int | None = None  # for tests and drills: simulate a driver that dies midway
+
+    def fingerprint(self) -> dict:
+        """What must match for a rerun to resume rather than start over."""
+        return {
+            "kind": self.kind,
+            "input": str(Path(self.input).resolve()) if not any(c in self.input for c in "*?[") else self.input,
+            "read": {k: v for k, v in asdict(self.read).items() if k != "strict"},
+            "stages": [stage_description(s) for s in self.stages],
+            "part_bytes": self.part_bytes,
+            "part_rows": self.part_rows,
+        }
+
+
+def stage_description(stage: Stage) -> dict:
+    options = getattr(stage, "options", None)
+    return {"name": stage.name, "adds": {k: str(v) for k, v in stage.adds.items()}, "options": options or {}}
+
+
+# ---------------------------------------------------------------- worker-side steps
+
+
+def _read_step(batch: pa.Table, read: ReadOptions, batch_rows: int) -> Iterator[pa.Table]:
+    for part_json in batch["part"].to_pylist():
+        part = Part.from_json(part_json)
+        table = read_part(part, read)
+        n = table.num_rows
+        if n == 0:  # a sentinel row tells the driver that this part is empty
+            table = pa.table(
+                {
+                    "id": pa.array([None], pa.string()),
+                    "text": pa.array([None], pa.string()),
+                    "__row": pa.array([-1], pa.int64()),
+                    "__malformed": pa.array([None], pa.string()),
+                    "__raw": pa.array([None], pa.string()),
+                    **{c: pa.array([None], pa.string()) for c in table.column_names if c not in ("id", "text") and not c.startswith("__")},
+                }
+            )
+        table = table.append_column("__part", pa.array([part.key] * table.num_rows, pa.string()))
+        table = table.append_column("__part_rows", pa.array([n] * table.num_rows, pa.int64()))
+        for start in range(0, table.num_rows, batch_rows):
+            yield table.slice(start, batch_rows)
+
+
+def _apply_stage(stage: Stage, batch: pa.Table) -> pa.Table:
+    """Run a stage on the readable rows of a batch and scatter its columns back."""
+    t0 = time.perf_counter()
+    ok = pc.is_valid(batch["text"])
+    n_ok = pc.sum(ok.cast(pa.int64())).as_py() or 0
+    schema = stage.output_schema()
+    if n_ok == batch.num_rows:
+        added = stage.run_checked(batch)
+    elif n_ok == 0:
+        added = pa.table({f.name: pa.nulls(batch.num_rows, f.type) for f in schema}, schema=schema)
+    else:
+        sub = stage.run_checked(batch.filter(ok))
+        # positions of readable rows; unreadable rows get nulls
+        idx = pc.cumulative_sum(ok.cast(pa.int64()))
+        take = pc.if_else(ok, pc.subtract(idx, 1), pa.scalar(None, pa.int64()))
+        added = pa.table({f.name: sub[f.name].take(take) for f in schema}, schema=schema)
+    for name in added.column_names:
+        batch = batch.append_column(name, added[name])
+    secs = (time.perf_counter() - t0) / max(1, batch.num_rows)
+    return batch.append_column(f"__secs_{stage.name}", pa.array([secs] * batch.num_rows, pa.float64()))
+
+
+def _stage_task(batch: pa.Table, stage: Stage) -> pa.Table:
+    return _apply_stage(stage, batch)
+
+
+class _StageActor:
+    """Holds one stage whose setup (e.g. loading a model) runs once per worker."""
+
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+        stage.setup()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return _apply_stage(self.stage, batch)
+
+
+def _write_step(batch: pa.Table, tmp_root: str, stage_names: list[str]) -> pa.Table:
+    """Spill the batch's rows per part to chunk files; return one small report row per part."""
+    keys = batch["__part"].unique().to_pylist()
+    reports: dict[str, list] = defaultdict(list)
+    secs_cols = [f"__secs_{s}" for s in stage_names]
+    for key in keys:
+        sub = batch.filter(pc.equal(batch["__part"], key))
+        part_rows = sub["__part_rows"][0].as_py()
+        real = sub.filter(pc.greater_equal(sub["__row"], 0))
+        if real.num_rows:
+            first = pc.min(real["__row"]).as_py()
+            keep = [c for c in real.column_names if c not in ("text", "__part", "__part_rows") and c not in secs_cols]
+            path = safe_join(tmp_root, f"{key}/{first:012d}.parquet")
+            write_parquet_atomic(real.select(keep), path)
+        else:
+            first = -1
+        reports["part"].append(key)
+        reports["first_row"].append(first)
+        reports["rows"].append(real.num_rows)
+        reports["part_rows"].append(part_rows)
+        for s, c in zip(stage_names, secs_cols):
+            reports[f"secs_{s}"].append(float(pc.sum(real[c]).as_py() or 0.0) if real.num_rows else 0.0)
+    return pa.table(dict(reports))
+
+
+def _finalize_part(
+    out_dir: str, part_json: str, stage_meta: list[dict], carry: list[str], stage_secs: dict[str, float]
+) -> dict:
+    """Assemble a part's chunks in row order, write its outputs and then its marker."""
+    part = Part.from_json(part_json)
+    out = Path(out_dir)
+    chunk_dir = safe_join(out, f"{TMP}/{part.key}")
+    chunks = sorted(chunk_dir.glob("*.parquet")) if chunk_dir.is_dir() else []
+    stage_cols = [(name, pa.type_for_alias(t) if isinstance(t, str) else t) for m in stage_meta for name, t in m["adds"]]
+    if chunks:
+        table = pa.concat_tables([pq.read_table(c) for c in chunks], promote_options="permissive")
+        table = table.sort_by("__row")
+    else:
+        cols = {"id": pa.array([], pa.string()), "__row": pa.array([], pa.int64()), "__malformed": pa.array([], pa.string()),
+                "__raw": pa.array([], pa.string())}
+        cols.update({c: pa.array([], pa.string()) for c in carry})
+        cols.update({name: pa.array([], t) for name, t in stage_cols})
+        table = pa.table(cols)
+    rows = table["__row"].to_numpy()
+    if len(rows) and (len(set(rows.tolist())) != len(rows)):
+        raise RuntimeError(f"part {part.key}: overlapping chunks in {chunk_dir}; rerun to redo the part")
+    bad = pc.is_valid(table["__malformed"])
+    good = table.filter(pc.invert(bad))
+    sidecar_cols = ["id"] + [c for c in carry if c in table.column_names] + [n for n, _ in stage_cols]
+    sidecar = good.select(sidecar_cols)
+    sidecar = sidecar.cast(pa.schema([pa.field("id", pa.string())]
+                                     + [sidecar.schema.field(c) for c in sidecar_cols[1:1 + len(carry)]]
+                                     + [pa.field(n, t) for n, t in stage_cols]))
+    ledger = ledger_mod.initial_ledger(table["id"].combine_chunks(), table["__malformed"].combine_chunks())
+    sidecar_path = safe_join(out, f"{SIDECARS}/{part.key}.parquet")
+    ledger_path = safe_join(out, f"{LEDGER}/{part.key}.parquet")
+    write_parquet_atomic(sidecar, sidecar_path)
+    write_parquet_atomic(ledger, ledger_path)
+    outputs = {SIDECARS: file_sha256(sidecar_path), LEDGER: file_sha256(ledger_path)}
+    quarantine = table.filter(bad).select(["id", "__row", "__malformed", "__raw"]).rename_columns(["id", "row", "reason", "raw"])
+    if quarantine.num_rows:
+        q_path = safe_join(out, f"{MALFORMED}/{part.key}.parquet")
+        write_parquet_atomic(quarantine, q_path)
+        outputs[MALFORMED] = file_sha256(q_path)
+    flags = {}
+    for m in stage_meta:
+        col = m.get("reason_column")
+        if col and col in good.column_names:
+            vc = pc.value_counts(good[col].drop_null()).to_pylist() if good.num_rows else []
+            flags[m["name"]] = {r["values"]: r["counts"] for r in sorted(vc, key=lambda r: r["values"])}
+    counts = ledger_mod.count(ledger)
+    ledger_mod.check_invariant(counts, table.num_rows)
+    marker = {
+        "part": json.loads(part_json),
+        "rows_read": table.num_rows,
+        "ledger": counts,
+        "outputs": outputs,
+        "stages": {m["name"]: {"rows_in": good.num_rows, "rows_out": good.num_rows, "fail_reasons": flags.get(m["name"], {}),
+                               "seconds": stage_secs.get(m["name"], 0.0)} for m in stage_meta},
+    }
+    write_json_atomic(marker, marker_path(out, part.key))
+    shutil.rmtree(chunk_dir, ignore_errors=True)
+    return marker
+
+
+# ---------------------------------------------------------------- driver
+
+
+def _stage_meta(stages: list[Stage]) -> list[dict]:
+    return [
+        {"name": s.name, "adds": [(k, str(v)) for k, v in s.adds.items()], "reason_column": getattr(s, "reason_column", None)}
+        for s in stages
+    ]
+
+
+def _check_manifest(job: MapJob, parts: list[Part]) -> dict:
+    out = Path(job.out_dir)
+    manifest = {"fingerprint": job.fingerprint(), "parts": [p.key for p in parts], "format_version": 1}
+    path = out / "job.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("fingerprint") != manifest["fingerprint"]:
+            raise JobConflict(
+                f"{out} holds a different job (input, options or stages differ); use a new --out directory or --overwrite"
+            )
+        if old.get("parts") != manifest["parts"]:
+            raise JobConflict(f"{out}: the input's shards changed since the job started; use a new --out directory")
+    else:
+        write_json_atomic(manifest, path)
+    return manifest
+
+
+def _progress(total: int, done: int, quiet: bool):
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="part", desc="parts", file=sys.stderr, dynamic_ncols=True)
+
+
+def run_map_job(job: MapJob) -> dict:
+    """Run (or resume) a map job and return its summary; see the module docstring."""
+    out = Path(job.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _, shards = discover(job.input)
+    parts = plan_parts(shards, job.part_bytes, job.part_rows)
+    _check_manifest(job, parts)
+    done = completed_keys(out)
+    pending = [p for p in parts if p.key not in done]
+    if job.stop_after_parts is not None:
+        pending = pending[: job.stop_after_parts]
+    meta = _stage_meta(job.stages)
+    carry = list(job.read.carry)
+    t0 = time.perf_counter()
+    if pending:
+        _run_pending(job, pending, meta, carry)
+    summary = summarize(out, parts, job.stages, time.perf_counter() - t0, skipped=len(parts) - len(pending))
+    return summary
+
+
+def _run_pending(job: MapJob, pending: list[Part], meta: list[dict], carry: list[str]) -> None:
+    import ray
+    import ray.data
+
+    from pipeline.cluster import cluster_cpus, ensure_ray
+
+    out = Path(job.out_dir)
+    ensure_ray(job.address, quiet=job.quiet)
+    for p in pending:  # chunks of a killed run may be cut differently: start those parts clean
+        shutil.rmtree(safe_join(out, f"{TMP}/{p.key}"), ignore_errors=True)
+    workers = job.workers or cluster_cpus()
+    by_key = {p.key: p for p in pending}
+    ds = ray.data.from_items([{"part": p.to_json()} for p in pending], override_num_blocks=len(pending))
+    ds = ds.map_batches(_read_step, fn_kwargs={"read": job.read, "batch_rows": job.batch_rows}, batch_size=1,
+                        batch_format="pyarrow", concurrency=workers, num_cpus=1)
+    for stage in job.stages:
+        res = stage.resources.ray_args()
+        if stage.has_setup:
+            ds = ds.map_batches(_StageActor, fn_constructor_kwargs={"stage": stage}, batch_size=None, batch_format="pyarrow",
+                                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers), **res)
+        else:
+            ds = ds.map_batches(_stage_task, fn_kwargs={"stage": stage}, batch_size=None, batch_format="pyarrow",
+                                concurrency=workers, **res)
+    ds = ds.map_batches(_write_step, fn_kwargs={"tmp_root": str(out / TMP), "stage_names": [s.name for s in job.stages]},
+                        batch_size=None, batch_format="pyarrow", concurrency=workers, num_cpus=1)
+
+    finalize = ray.remote(num_cpus=0.5, max_retries=3)(_finalize_part)
+    seen_rows: dict[str, int] = defaultdict(int)
+    seen_chunks: dict[str, set] = defaultdict(set)
+    secs: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    expected: dict[str, int] = {}
+    futures: dict[Any, str] = {}
+    bar = _progress(len(by_key), 0, job.quiet)
+    finished_parts = 0
+
+    def launch(key: str) -> None:
+        ref = finalize.remote(str(out), by_key[key].to_json(), meta, carry, dict(secs[key]))
+        futures[ref] = key
+
+    def collect(block: bool) -> None:
+        nonlocal finished_parts
+        if not futures:
+            return
+        ready, _ = ray.wait(list(futures), num_returns=len(futures) if block else 1, timeout=None if block else 0)
+        for ref in ready:
+            ray.get(ref)  # re-raises a finalize failure with its traceback
+            futures.pop(ref)
+            finished_parts += 1
+            if bar:
+                bar.update(1)
+
+    for report in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        for row in report.to_pylist():
+            key = row["part"]
+            chunk = row["first_row"]
+            if chunk in seen_chunks[key]:
+                continue  # a retried task reported the same chunk again
+            seen_chunks[key].add(chunk)
+            expected[key] = row["part_rows"]
+            seen_rows[key] += row["rows"]
+            for s in job.stages:
+                secs[key][s.name] += row[f"secs_{s.name}"]
+            if seen_rows[key] == expected[key]:
+                launch(key)
+        collect(block=False)
+    missing = [k for k in by_key if k not in expected or seen_rows[k] != expected[k]]
+    if missing:
+        raise RuntimeError(f"{len(missing)} parts did not report all rows (first: {missing[0]}); rerun to resume")
+    collect(block=True)
+    if bar:
+        bar.close()
+
+
+def summarize(out: Path, parts: list[Part], stages: list[Stage], seconds: float, skipped: int = 0) -> dict:
+    """Add up the markers of all parts into summary.json and stats.json."""
+    markers = []
+    for p in parts:
+        m = read_marker(out, p.key)
+        if m is None:
+            raise RuntimeError(f"part {p.key} has no completion marker; rerun the job to finish it")
+        markers.append(m)
+    counts = ledger_mod.merge_counts(m["ledger"] for m in markers)
+    rows_read = sum(m["rows_read"] for m in markers)
+    ledger_mod.check_invariant(counts, rows_read)
+    stage_stats: dict[str, dict] = {}
+    for s in stages:
+        agg = {"rows_in": 0, "rows_out": 0, "seconds": 0.0, "fail_reasons": defaultdict(int)}
+        for m in markers:
+            st = m["stages"].get(s.name, {})
+            agg["rows_in"] += st.get("rows_in", 0)
+            agg["rows_out"] += st.get("rows_out", 0)
+            agg["seconds"] += st.get("seconds", 0.0)
+            for r, n in st.get("fail_reasons", {}).items():
+                agg["fail_reasons"][r] += n
+        agg["fail_reasons"] = dict(sorted(agg["fail_reasons"].items()))
+        agg["docs_per_second"] = agg["rows_in"] / agg["seconds"] if agg["seconds"] else None
+        stage_stats[s.name] = agg
+    digest = hashlib.sha256()
+    for m in markers:
+        for name in sorted(m["outputs"]):
+            digest.update(f"{m['part']['shard_id']}/{m['part']['index']}/{name}={m['outputs'][name]}\n".encode())
+    summary = {
+        "parts": len(parts),
+        "parts_skipped_as_complete": skipped,
+        "rows_read": rows_read,
+        "ledger": counts,
+        "wall_seconds": round(seconds, 3),
+        "content_hash": digest.hexdigest(),
+    }
+    write_json_atomic({"stages": stage_stats}, out / "stats.json")
+    write_json_atomic(summary, out / "summary.json")
+    summary["stages"] = stage_stats
+    return summary

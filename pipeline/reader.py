@@ -1,0 +1,343 @@
+"""Reading one part into an Arrow table, with every row accounted for.
+
+Well-formed rows get `id` and `text`; a row that cannot be read (bad JSON, invalid
+UTF-8, missing or non-string text, oversized, truncated stream, unreadable file)
+stays in the table with `text` null and its reason in `__malformed`, so the ledger
+can count it and the quarantine can keep its raw bytes.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.shards import Part, ShardError
+
+RAW_KEEP_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    text_field: str = "text"
+    id_field: str | None = None
+    carry: tuple[str, ...] = ()  # extra input fields kept as columns (e.g. "source")
+    keep_fields: bool = False  # keep every input field (select, materialize)
+    max_doc_bytes: int = 16 * 1024 * 1024
+    max_decompressed_bytes: int = 64 * 1024**3  # per gzip shard: a limit against decompression bombs
+    strict: bool = False
+
+
+class MalformedInput(ShardError):
+    """Raised in strict mode at the first bad row, naming file and line."""
+
+
+@dataclass
+class _Rows:
+    """Column builders for one part."""
+
+    ids: list[str | None] = field(default_factory=list)
+    texts: list[str | None] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    reasons: list[str | None] = field(default_factory=list)
+    raws: list[str | None] = field(default_factory=list)
+    extra: list[dict[str, Any] | None] = field(default_factory=list)
+
+    def good(self, row: int, doc_id: str, text: str, extra: dict[str, Any] | None) -> None:
+        self.ids.append(doc_id)
+        self.texts.append(text)
+        self.rows.append(row)
+        self.reasons.append(None)
+        self.raws.append(None)
+        self.extra.append(extra)
+
+    def bad(self, row: int, doc_id: str, reason: str, raw: bytes | str | None) -> None:
+        if isinstance(raw, bytes):
+            raw = raw[:RAW_KEEP_BYTES].decode("utf-8", errors="replace")
+        elif isinstance(raw, str):
+            raw = raw[:RAW_KEEP_BYTES]
+        self.ids.append(doc_id)
+        self.texts.append(None)
+        self.rows.append(row)
+        self.reasons.append(reason)
+        self.raws.append(raw)
+        self.extra.append(None)
+
+
+def _fail(opts: ReadOptions, part: Part, row: int, reason: str) -> None:
+    if opts.strict:
+        raise MalformedInput(f"{part.path}: line {row + 1}: {reason} (run without --strict to quarantine bad rows)")
+
+
+def _doc_id(part: Part, row: int, record: dict, opts: ReadOptions) -> tuple[str | None, str | None]:
+    if opts.id_field is None:
+        return f"{part.shard_id}#{row}", None
+    value = record.get(opts.id_field)
+    if value is None or isinstance(value, (dict, list, bool)) or value == "":
+        return None, f"id field {opts.id_field!r} missing or not a string/number"
+    return str(value), None
+
+
+def _check_text(record: Any, opts: ReadOptions) -> tuple[str | None, str | None]:
+    if not isinstance(record, dict):
+        return None, f"not a JSON object but {type(record).__name__}"
+    if opts.text_field not in record:
+        return None, f"missing text field {opts.text_field!r}"
+    text = record[opts.text_field]
+    if not isinstance(text, str):
+        return None, f"text field {opts.text_field!r} is {type(text).__name__}, not a string"
+    if len(text) > opts.max_doc_bytes:
+        return None, f"document longer than {opts.max_doc_bytes} characters"
+    return text, None
+
+
+def _extras(record: dict, opts: ReadOptions) -> dict[str, Any] | None:
+    if opts.keep_fields:
+        return {k: v for k, v in record.items() if k != opts.text_field}
+    if opts.carry:
+        return {k: record.get(k) for k in opts.carry}
+    return None
+
+
+def _handle_line(line: bytes, row: int, part: Part, opts: ReadOptions, out: _Rows) -> None:
+    if row == 0 and line.startswith(b"\xef\xbb\xbf"):
+        line = line[3:]  # a byte-order mark is not content
+    if not line.strip():
+        return  # blank lines are not rows
+    default_id = f"{part.shard_id}#{row}"
+    if len(line) > opts.max_doc_bytes:
+        reason = f"line longer than {opts.max_doc_bytes} bytes"
+        _fail(opts, part, row, reason)
+        out.bad(row, default_id, reason, line)
+        return
+    try:
+        decoded = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        reason = f"invalid UTF-8 at byte {exc.start}"
+        _fail(opts, part, row, reason)
+        out.bad(row, default_id, reason, line)
+        return
+    try:
+        record = json.loads(decoded)
+    except json.JSONDecodeError as exc:
+        reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
+        _fail(opts, part, row, reason)
+        out.bad(row, default_id, reason, line)
+        return
+    text, reason = _check_text(record, opts)
+    if reason is None:
+        doc_id, reason = _doc_id(part, row, record, opts)
+    if reason is not None:
+        _fail(opts, part, row, reason)
+        out.bad(row, default_id, reason, line)
+        return
+    out.good(row, doc_id, text, _extras(record, opts))
+
+
+def _read_jsonl(part: Part, opts: ReadOptions, out: _Rows) -> None:
+    with open(part.path, "rb") as fh:
+        if part.byte_start:
+            fh.seek(part.byte_start)
+        pos = part.byte_start or 0
+        row = part.start
+        while part.byte_stop is None or pos < part.byte_stop:
+            line = fh.readline()
+            if not line:
+                break
+            pos += len(line)
+            _handle_line(line, row, part, opts, out)
+            row += 1
+
+
+class _BoundedGzip:
+    """Iterates the lines of a gzip file, refusing to inflate more than a set number of bytes."""
+
+    def __init__(self, path: str, limit: int) -> None:
+        self.fh = gzip.open(path, "rb")
+        self.limit = limit
+        self.seen = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.fh.readline()
+        if not line:
+            self.fh.close()
+            raise StopIteration
+        self.seen += len(line)
+        if self.seen > self.limit:
+            self.fh.close()
+            raise ShardError(f"decompressed size exceeds {self.limit} bytes")
+        return line
+
+
+def _read_jsonl_gz(part: Part, opts: ReadOptions, out: _Rows) -> None:
+    row = 0
+    try:
+        lines = _BoundedGzip(part.path, opts.max_decompressed_bytes)
+        for line in lines:
+            if part.stop is not None and row >= part.stop:
+                break
+            if row >= part.start:
+                _handle_line(line, row, part, opts, out)
+            row += 1
+    except (EOFError, OSError, zlib.error, ShardError) as exc:
+        kind = "truncated gzip stream" if isinstance(exc, EOFError) else "unreadable gzip stream"
+        reason = f"{kind} after line {row}: {exc}"
+        _fail(opts, part, row, reason)
+        if row >= part.start and (part.stop is None or row < part.stop):
+            out.bad(row, f"{part.shard_id}#{row}", reason, None)
+
+
+def _records_from_table(table: pa.Table, part: Part, opts: ReadOptions, out: _Rows, first_row: int) -> None:
+    """Columnar inputs: validate the text column vectorised, then split good and bad rows."""
+    n = table.num_rows
+    if opts.text_field not in table.column_names:
+        reason = f"missing text column {opts.text_field!r} (columns: {', '.join(table.column_names)})"
+        _fail(opts, part, first_row, reason)
+        for i in range(n):
+            out.bad(first_row + i, f"{part.shard_id}#{first_row + i}", reason, None)
+        return
+    col = table[opts.text_field]
+    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        reason = f"text column {opts.text_field!r} has type {col.type}, not string"
+        _fail(opts, part, first_row, reason)
+        for i in range(n):
+            out.bad(first_row + i, f"{part.shard_id}#{first_row + i}", reason, None)
+        return
+    texts = col.to_pylist()
+    ids = table[opts.id_field].to_pylist() if opts.id_field and opts.id_field in table.column_names else None
+    other = [c for c in table.column_names if c != opts.text_field]
+    keep = other if opts.keep_fields else [c for c in opts.carry if c in table.column_names]
+    extra_cols = {c: table[c].to_pylist() for c in keep}
+    for i, text in enumerate(texts):
+        row = first_row + i
+        default_id = f"{part.shard_id}#{row}"
+        reason = None
+        if text is None:
+            reason = f"text column {opts.text_field!r} is null"
+        elif len(text) > opts.max_doc_bytes:
+            reason = f"document longer than {opts.max_doc_bytes} characters"
+        doc_id = default_id
+        if reason is None and opts.id_field:
+            value = ids[i] if ids is not None else None
+            if value is None or value == "":
+                reason = f"id field {opts.id_field!r} missing"
+            else:
+                doc_id = str(value)
+        if reason is not None:
+            _fail(opts, part, row, reason)
+            out.bad(row, default_id, reason, text)
+            continue
+        extra = {c: extra_cols[c][i] for c in keep} if keep else None
+        out.good(row, doc_id, text, extra)
+
+
+def _read_parquet(part: Part, opts: ReadOptions, out: _Rows) -> None:
+    try:
+        pf = pq.ParquetFile(part.path)
+        if part.batch_start is None:
+            table = pf.read()
+        else:
+            table = pf.read_row_groups(list(range(part.batch_start, part.batch_stop)))
+    except Exception as exc:  # pyarrow raises several types for broken files
+        reason = f"unreadable Parquet file: {exc}"
+        _fail(opts, part, part.start, reason)
+        out.bad(part.start, f"{part.shard_id}#{part.start}", reason, None)
+        return
+    _records_from_table(table, part, opts, out, part.start)
+
+
+def _read_arrow(part: Part, opts: ReadOptions, out: _Rows) -> None:
+    try:
+        with pa.memory_map(part.path) as src:
+            reader = pa.ipc.open_stream(src)
+            batches = list(reader)
+        if part.batch_start is not None:
+            batches = batches[part.batch_start : part.batch_stop]
+        table = pa.Table.from_batches(batches, schema=reader.schema)
+    except Exception as exc:
+        reason = f"unreadable Arrow stream: {exc}"
+        _fail(opts, part, part.start, reason)
+        out.bad(part.start, f"{part.shard_id}#{part.start}", reason, None)
+        return
+    _records_from_table(table, part, opts, out, part.start)
+
+
+_READERS = {"jsonl": _read_jsonl, "jsonl.gz": _read_jsonl_gz, "parquet": _read_parquet, "arrow": _read_arrow}
+
+
+def _extra_columns(extra: list[dict[str, Any] | None], names: Iterable[str]) -> dict[str, pa.Array]:
+    """Typed columns when a field's values agree on a type, JSON text otherwise."""
+    cols: dict[str, pa.Array] = {}
+    for name in names:
+        values = [None if e is None else e.get(name) for e in extra]
+        try:
+            arr = pa.array(values)
+            if pa.types.is_null(arr.type):
+                arr = arr.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arr = pa.array([None if v is None else json.dumps(v, sort_keys=True) for v in values], pa.string())
+        cols[name] = arr
+    return cols
+
+
+def read_part(part: Part, opts: ReadOptions) -> pa.Table:
+    """All rows of a part: `id`, `text`, `__row`, `__malformed`, `__raw`, plus kept fields."""
+    out = _Rows()
+    _READERS[part.fmt](part, opts, out)
+    columns: dict[str, pa.Array] = {
+        "id": pa.array(out.ids, pa.string()),
+        "text": pa.array(out.texts, pa.string()),
+        "__row": pa.array(out.rows, pa.int64()),
+        "__malformed": pa.array(out.reasons, pa.string()),
+        "__raw": pa.array(out.raws, pa.string()),
+    }
+    if opts.keep_fields:
+        names: list[str] = []
+        for e in out.extra:
+            if e:
+                names.extend(k for k in e if k not in names)
+    else:
+        names = list(opts.carry)
+    reserved = set(columns)
+    for name, arr in _extra_columns(out.extra, names).items():
+        columns[name if name not in reserved else f"input_{name}"] = arr
+    table = pa.table(columns)
+    if opts.id_field:
+        table = _mark_duplicate_ids(table, part, opts)
+    return table
+
+
+def _mark_duplicate_ids(table: pa.Table, part: Part, opts: ReadOptions) -> pa.Table:
+    """A repeated id inside one part is a malformed row, not a silent overwrite."""
+    good = pc.is_null(table["__malformed"])
+    ids = table["id"].to_pylist()
+    seen: dict[str, int] = {}
+    reasons = table["__malformed"].to_pylist()
+    changed = False
+    for i, (doc_id, ok) in enumerate(zip(ids, good.to_pylist())):
+        if not ok:
+            continue
+        if doc_id in seen:
+            reasons[i] = f"duplicate id {doc_id!r} (first at row {seen[doc_id]})"
+            _fail(opts, part, table["__row"][i].as_py(), reasons[i])
+            changed = True
+        else:
+            seen[doc_id] = table["__row"][i].as_py()
+    if not changed:
+        return table
+    reason_arr = pa.array(reasons, pa.string())
+    bad = pc.invert(pc.is_null(reason_arr))
+    text = pc.if_else(bad, pa.scalar(None, pa.string()), table["text"])
+    raw = pc.if_else(bad, pc.coalesce(table["__raw"], table["text"]), table["__raw"])
+    table = table.set_column(table.schema.get_field_index("text"), "text", text)
+    table = table.set_column(table.schema.get_field_index("__malformed"), "__malformed", reason_arr)
+    table = table.set_column(table.schema.get_field_index("__raw"), "__raw", raw)
+    return table
