@@ -11,7 +11,7 @@ S = TypeVar("S", bound=type[Stage])
 _SCORERS: dict[str, type[Stage]] = {}
 
 # Modules whose import registers scorers; imported lazily so `thresher --help` stays fast.
-SCORER_MODULES: tuple[str, ...] = ("pipeline.scorers",)
+SCORER_MODULES: tuple[str, ...] = ("pipeline.scorers", "pipeline.model_scorers")
 
 
 def register_scorer(cls: S) -> S:

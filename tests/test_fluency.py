@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from metrics.fluency import BOS, FluencyModel, buckets, fit_cutoffs, normalize, tokenize_lines
+
+REFERENCE = [
+    "the cat sat on the mat.\nthe dog sat on the log.",
+    "a cat and a dog sat together on the mat.",
+    "the cat ate the fish and the dog ate the bone.",
+    "a bird sang on the roof while the cat slept.",
+] * 3
+
+
+@pytest.fixture(scope="module")
+def model():
+    return FluencyModel(order=3, min_count=1).fit(REFERENCE)
+
+
+def test_normalisation_follows_ccnet():
+    assert normalize("Café 2024 ÉTÉ") == "cafe 0000 ete"
+    assert tokenize_lines("Hello, World!\n\n  \nBye") == [["hello", ",", "world", "!"], ["bye"]]
+
+
+@pytest.mark.parametrize("context", [[], ["the"], ["the", "cat"], ["zebra", "quux"], ["on", "the"]])
+def test_conditional_distribution_sums_to_one(model, context):
+    index = model._word_index()
+    ctx = [index.get(w, 2) for w in context]
+    total = 0.0
+    for w in range(1, model.n_types_ + 1):  # </s>, <unk>, every word
+        ids = np.array([BOS, *ctx, w])
+        total += 10 ** model.token_log10_probs(ids, np.arange(ids.size))[-1]
+    assert total == pytest.approx(1.0, abs=1e-9)
+
+
+def test_perplexity_ranks_fluent_above_scrambled_and_foreign(model):
+    ppl = model.perplexity(["the cat sat on the mat.", "mat the on sat cat the.", "zebra quantum flux capacitor"])
+    assert ppl[0] < ppl[1] < ppl[2]
+
+
+def test_perplexity_matches_ccnet_definition(model):
+    # One line of 2 words: 3 predicted tokens (2 words + </s>).
+    total, count = model.log10_prob(["the cat\n\n"])
+    assert count.tolist() == [3]
+    ids = np.array([BOS, model._word_index()["the"], model._word_index()["cat"], 1])
+    lp = model.token_log10_probs(ids, np.arange(4))
+    assert total[0] == pytest.approx(lp.sum())
+    assert model.perplexity(["the cat"])[0] == pytest.approx(10 ** (-lp.sum() / 3))
+
+
+def test_empty_documents_give_nan(model):
+    ppl = model.perplexity(["", "  \n ", "the cat"])
+    assert np.isnan(ppl[:2]).all() and np.isfinite(ppl[2])
+
+
+def test_unknown_words_map_to_unk_with_min_count():
+    m = FluencyModel(order=2, min_count=2).fit(["alpha beta alpha beta gamma"])
+    assert m.vocab_ == ["alpha", "beta"]
+    a, b = m.perplexity(["alpha beta gamma", "alpha beta delta"])
+    assert a == pytest.approx(b)  # gamma and delta are both <unk>
+
+
+def test_training_is_deterministic_and_order_free_of_chunking(model):
+    again = FluencyModel(order=3, min_count=1).fit(iter(REFERENCE))
+    small = FluencyModel(order=3, min_count=1, chunk_tokens=1000)
+    small.fit(REFERENCE * 10)
+    big = FluencyModel(order=3, min_count=1).fit(REFERENCE * 10)
+    probe = ["the dog sat on the mat.", "a fish sang"]
+    assert np.array_equal(again.perplexity(probe), model.perplexity(probe))
+    assert np.allclose(small.perplexity(probe), big.perplexity(probe), rtol=1e-12)
+
+
+def test_save_load_round_trip(tmp_path, model):
+    model.cutoffs_ = np.array([5.0, 9.0])
+    path = model.save(tmp_path / "ref.npz")
+    loaded = FluencyModel.load(path)
+    probe = ["the dog sat on the mat.", "mat mat mat"]
+    assert np.array_equal(loaded.perplexity(probe), model.perplexity(probe))
+    assert loaded.cutoffs_.tolist() == [5.0, 9.0]
+    with np.load(path, allow_pickle=False) as z:  # nothing pickled inside
+        assert all(z[k].dtype != object for k in z.files)
+
+
+def test_load_rejects_other_files(tmp_path):
+    bad = tmp_path / "x.npz"
+    np.savez(bad, meta=np.frombuffer(b'{"format": "other"}', np.uint8))
+    with pytest.raises(ValueError, match="not a fluency model"):
+        FluencyModel.load(bad)
+    with pytest.raises(FileNotFoundError, match="thresher fluency train"):
+        FluencyModel.load(tmp_path / "missing.npz")
+
+
+def test_buckets_and_cutoffs():
+    ppl = np.arange(1.0, 11.0)
+    cut = fit_cutoffs(ppl, (30, 60))
+    assert cut.tolist() == pytest.approx([3.7, 6.4])
+    got = buckets(np.r_[ppl, np.nan], cut)
+    assert got.tolist() == ["head"] * 3 + ["middle"] * 3 + ["tail"] * 4 + [""]
+    with pytest.raises(ValueError):
+        fit_cutoffs(ppl, (60, 30))
+
+
+def test_validation_errors():
+    with pytest.raises(ValueError, match="order"):
+        FluencyModel(order=0)
+    with pytest.raises(ValueError, match="no tokens"):
+        FluencyModel().fit(["", "   "])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        FluencyModel().perplexity(["x"])
