@@ -38,7 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _add_quiet_everywhere(parser)
     return parser
+
+
+def _add_quiet_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept --quiet after the command too (`thresher score --quiet …`), at every nesting level."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if "--quiet" not in child._option_string_actions:
+                    child.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                                       help="print only errors and output paths")
+                _add_quiet_everywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

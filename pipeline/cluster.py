@@ -17,6 +17,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, quiet: b
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=num_cpus, **kwargs)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     ctx = DataContext.get_current()
     # Our own progress bar reports shards and rows; Ray's per-operator bars would interleave with it.
     ctx.enable_progress_bars = False

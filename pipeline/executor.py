@@ -193,15 +193,21 @@ def _finalize_part(
     good = table.filter(pc.invert(bad))
     sidecar_cols = ["id"] + [c for c in carry if c in table.column_names] + [n for n, _ in stage_cols]
     sidecar = good.select(sidecar_cols)
-    sidecar = sidecar.cast(pa.schema([pa.field("id", pa.string())]
-                                     + [sidecar.schema.field(c) for c in sidecar_cols[1:1 + len(carry)]]
-                                     + [pa.field(n, t) for n, t in stage_cols]))
+    schema = pa.schema([pa.field("id", pa.string())]
+                       + [sidecar.schema.field(c) for c in sidecar_cols[1 : len(sidecar_cols) - len(stage_cols)]]
+                       + [pa.field(n, t) for n, t in stage_cols])
+    sidecar = sidecar.cast(schema)
     ledger = ledger_mod.initial_ledger(table["id"].combine_chunks(), table["__malformed"].combine_chunks())
-    sidecar_path = safe_join(out, f"{SIDECARS}/{part.key}.parquet")
-    ledger_path = safe_join(out, f"{LEDGER}/{part.key}.parquet")
-    write_parquet_atomic(sidecar, sidecar_path)
-    write_parquet_atomic(ledger, ledger_path)
-    outputs = {SIDECARS: file_sha256(sidecar_path), LEDGER: file_sha256(ledger_path)}
+    outputs: dict[str, str] = {}
+    # Empty parts get no files: zero-row Parquet trips some readers, and there is nothing to account for.
+    if sidecar.num_rows:
+        sidecar_path = safe_join(out, f"{SIDECARS}/{part.key}.parquet")
+        write_parquet_atomic(sidecar, sidecar_path)
+        outputs[SIDECARS] = file_sha256(sidecar_path)
+    if ledger.num_rows:
+        ledger_path = safe_join(out, f"{LEDGER}/{part.key}.parquet")
+        write_parquet_atomic(ledger, ledger_path)
+        outputs[LEDGER] = file_sha256(ledger_path)
     quarantine = table.filter(bad).select(["id", "__row", "__malformed", "__raw"]).rename_columns(["id", "row", "reason", "raw"])
     if quarantine.num_rows:
         q_path = safe_join(out, f"{MALFORMED}/{part.key}.parquet")
@@ -240,7 +246,8 @@ def _stage_meta(stages: list[Stage]) -> list[dict]:
 
 def _check_manifest(job: MapJob, parts: list[Part]) -> dict:
     out = Path(job.out_dir)
-    manifest = {"fingerprint": job.fingerprint(), "parts": [p.key for p in parts], "format_version": 1}
+    manifest = {"fingerprint": job.fingerprint(), "parts": [p.key for p in parts], "format_version": 1,
+                "part_specs": [json.loads(p.to_json()) for p in parts], "read": asdict(job.read), "input": job.input}
     path = out / "job.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -297,7 +304,7 @@ def _run_pending(job: MapJob, pending: list[Part], meta: list[dict], carry: list
     by_key = {p.key: p for p in pending}
     ds = ray.data.from_items([{"part": p.to_json()} for p in pending], override_num_blocks=len(pending))
     ds = ds.map_batches(_read_step, fn_kwargs={"read": job.read, "batch_rows": job.batch_rows}, batch_size=1,
-                        batch_format="pyarrow", concurrency=workers, num_cpus=1)
+                        batch_format="pyarrow", compute=ray.data.TaskPoolStrategy(size=workers), num_cpus=1)
     for stage in job.stages:
         res = stage.resources.ray_args()
         if stage.has_setup:
@@ -305,9 +312,9 @@ def _run_pending(job: MapJob, pending: list[Part], meta: list[dict], carry: list
                                 compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers), **res)
         else:
             ds = ds.map_batches(_stage_task, fn_kwargs={"stage": stage}, batch_size=None, batch_format="pyarrow",
-                                concurrency=workers, **res)
+                                compute=ray.data.TaskPoolStrategy(size=workers), **res)
     ds = ds.map_batches(_write_step, fn_kwargs={"tmp_root": str(out / TMP), "stage_names": [s.name for s in job.stages]},
-                        batch_size=None, batch_format="pyarrow", concurrency=workers, num_cpus=1)
+                        batch_size=None, batch_format="pyarrow", compute=ray.data.TaskPoolStrategy(size=workers), num_cpus=1)
 
     finalize = ray.remote(num_cpus=0.5, max_retries=3)(_finalize_part)
     seen_rows: dict[str, int] = defaultdict(int)

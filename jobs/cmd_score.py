@@ -1,0 +1,86 @@
+"""`thresher score`: run scorers over shards on Ray, writing sidecars and a ledger."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from jobs.cli import UsageError
+from jobs.common import add_ray_options, add_read_options, parse_kv, prepare_out, print_outputs, say, split_list
+
+EXAMPLES = """examples:
+  thresher score shards/ --out scored/
+  thresher score 'crawl/*.jsonl.gz' --out scored/ --scorers gopher_quality,c4 --carry source
+  thresher score data.parquet --out scored/ --scorer-option gopher_quality.min_doc_words=20
+  thresher score shards/ --out scored/ --address ray://head:10001     # on a running cluster
+
+A rerun with the same --out resumes: completed parts are skipped.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score documents; write sidecars keyed by doc id",
+                       description="Score every document of INPUT (file, directory or glob of jsonl, jsonl.gz, "
+                                   "parquet, or a saved Hugging Face dataset) and write Parquet sidecars.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", help="file, directory or glob of shards")
+    p.add_argument("--out", required=True, help="output directory (sidecars/, ledger/, summary.json)")
+    p.add_argument("--scorers", default=None, help="comma-separated scorer names (default: gopher_quality,gopher_repetition,c4)")
+    p.add_argument("--scorer-option", action="append", metavar="NAME.KEY=VALUE", help="option for one scorer (repeatable)")
+    p.add_argument("--list-scorers", action="store_true", help="list available scorers and exit")
+    p.add_argument("--overwrite", action="store_true", help="delete a previous job in --out instead of resuming it")
+    add_read_options(p)
+    add_ray_options(p)
+    p.set_defaults(handler=run)
+
+
+def build_stages(names: list[str], options: dict[str, dict]):
+    from pipeline.registry import make_scorer, scorer_names
+
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise UsageError(f"--scorer-option given for scorer(s) not selected: {unknown}")
+    stages = []
+    for name in names:
+        try:
+            stages.append(make_scorer(name, **options.get(name, {})))
+        except KeyError:
+            raise UsageError(f"unknown scorer {name!r}; available: {', '.join(scorer_names())}") from None
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"scorer {name!r}: {exc}") from None
+    return stages
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.executor import JobConflict, MapJob, run_map_job
+    from pipeline.ledger import format_counts
+    from pipeline.reader import MalformedInput, ReadOptions
+    from pipeline.registry import scorer_names
+    from pipeline.scorers import DEFAULT_SCORERS
+    from pipeline.shards import ShardError
+
+    if args.list_scorers:
+        print("\n".join(scorer_names()))
+        return 0
+    names = split_list(args.scorers) or list(DEFAULT_SCORERS)
+    stages = build_stages(names, parse_kv(args.scorer_option, "--scorer-option"))
+    out = prepare_out(args.out, args.overwrite)
+    read = ReadOptions(text_field=args.text_field, id_field=args.id_field, carry=tuple(split_list(args.carry)),
+                       strict=args.strict)
+    job = MapJob(input=args.input, out_dir=out, stages=stages, read=read, part_bytes=args.part_mb * 1024 * 1024,
+                 workers=args.workers, address=args.address, quiet=args.quiet)
+    try:
+        summary = run_map_job(job)
+    except (ShardError, JobConflict) as exc:
+        if isinstance(exc, MalformedInput):
+            print(f"thresher score: {exc}")
+            return 1
+        raise UsageError(str(exc)) from None
+    say(args, format_counts(summary["ledger"]))
+    for name, st in summary["stages"].items():
+        rate = f"{st['docs_per_second']:.0f} docs/s" if st["docs_per_second"] else "-"
+        fails = ", ".join(f"{r}={n}" for r, n in st["fail_reasons"].items()) or "none"
+        say(args, f"stage {name}: {st['rows_in']} rows, {rate}; would fail: {fails}")
+    say(args, f"{summary['parts']} parts ({summary['parts_skipped_as_complete']} already complete), "
+              f"{summary['wall_seconds']:.1f} s")
+    print_outputs({"sidecars": out / "sidecars", "summary": out / "summary.json", "stats": out / "stats.json"})
+    return 0

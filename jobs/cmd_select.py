@@ -1,0 +1,71 @@
+"""`thresher select`: keep documents whose scores satisfy an expression."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jobs.cli import UsageError
+from jobs.common import add_ray_options, prepare_out, print_outputs, say
+
+EXAMPLES = """examples:
+  thresher select scored/ --where "gopher_quality_pass and gopher_repetition_pass" --out selected/
+  thresher select scored/ --where "c4_pass or gopher_words > 500" --out selected/
+  thresher select scored/ --where "source in ('docs', 'faq') and gopher_mean_word_length < 8" --out selected/
+
+The expression may use score columns, numbers, strings, comparisons, + - * /,
+and/or/not, `in (...)`, and abs(), log(), is_null(), is_valid(). Rows with a
+missing score are not selected. Kept documents are written as Parquet shards
+with their id and all input fields; the ledger records why each row was dropped.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("select", help="keep documents whose scores satisfy an expression",
+                       description="Select documents from a `thresher score` output by an expression over score columns.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scored", help="output directory of `thresher score`")
+    p.add_argument("--where", required=True, help="boolean expression over score columns")
+    p.add_argument("--out", required=True, help="output directory (shards/, ledger/, summary.json)")
+    p.add_argument("--overwrite", action="store_true", help="delete a previous select output in --out")
+    add_ray_options(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    import pyarrow.dataset as pads
+
+    from pipeline import expression
+    from pipeline.ledger import format_counts
+    from pipeline.outputs import write_json_atomic
+    from pipeline.select import SelectError, load_job, select_part
+    from pipeline.shards import Part
+    from pipeline.tasks import run_part_tasks, summarize_markers
+
+    scored = Path(args.scored)
+    try:
+        job = load_job(scored)
+        wanted = expression.columns(args.where)
+    except (SelectError, expression.ExpressionError) as exc:
+        raise UsageError(str(exc)) from None
+    side = scored / "sidecars"
+    if side.is_dir() and any(side.rglob("*.parquet")):
+        names = pads.dataset(side, format="parquet").schema.names
+        unknown = [c for c in wanted if c not in names]
+        if unknown:
+            raise UsageError(f"--where uses unknown column(s) {unknown}; sidecar columns: {', '.join(names)}")
+    out = prepare_out(args.out, args.overwrite)
+    fingerprint = {"kind": "select", "scored": str(scored.resolve()), "where": args.where}
+    manifest_path = out / "job.json"
+    if manifest_path.exists() and json.loads(manifest_path.read_text()).get("fingerprint") != fingerprint:
+        raise UsageError(f"{out} holds a different job; use a new --out or --overwrite")
+    parts = [Part(**spec) for spec in job["part_specs"]]
+    write_json_atomic({"fingerprint": fingerprint, "parts": [p.key for p in parts], "scored_job": job}, manifest_path)
+    markers = run_part_tasks(parts, select_part, out, {"scored": str(scored), "where": args.where, "read": job["read"]},
+                             workers=args.workers, address=args.address, quiet=args.quiet, desc="select")
+    summary = summarize_markers(out, markers, {"where": args.where,
+                                               "kept_documents": sum(m["kept_documents"] for m in markers)})
+    say(args, format_counts(summary["ledger"]))
+    print_outputs({"shards": out / "shards", "summary": out / "summary.json"})
+    return 0
