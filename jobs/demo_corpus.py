@@ -1,0 +1,70 @@
+"""The demo's corpus: text every Python installation has, grouped by package as sources.
+
+Docstrings of the standard library (parsed with `ast`, never imported) are
+written as a tree of text files, one folder per source: large packages are their
+own source, the rest share one. When Debian's python3 documentation is
+installed, its reStructuredText sources join as one more source.
+"""
+from __future__ import annotations
+
+import ast
+import sysconfig
+from pathlib import Path
+
+SEPARATOR = "\n\x1e\n"  # record separator between docstrings in one file
+SPLIT = "sep:^\x1e$"
+SKIP_TOP = {"site-packages", "test", "idlelib", "lib2to3", "__pycache__"}
+MIN_DOCS_FOR_OWN_SOURCE = 150
+PY_DOC_GLOBS = ("/usr/share/doc/python3*/html/_sources",)
+
+
+def _docstrings(path: Path) -> list[str]:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return []
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node)
+            if doc:
+                out.append(doc.replace("\x1e", " "))
+    return out
+
+
+def write_stdlib_tree(dest: Path, include_python_docs: bool = True) -> dict[str, int]:
+    """Write `<dest>/<source>/<module>.txt` files; return documents per source."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    by_top: dict[str, list[tuple[str, list[str]]]] = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in SKIP_TOP or "tests" in rel.parts or rel.parts[0].startswith("."):
+            continue
+        docs = _docstrings(path)
+        if docs:
+            top = rel.parts[0].removesuffix(".py").lstrip("_") or "misc"
+            by_top.setdefault(top, []).append((rel.with_suffix(".txt").as_posix().replace("/", "."), docs))
+    counts: dict[str, int] = {}
+    for top, files in sorted(by_top.items()):
+        n = sum(len(d) for _, d in files)
+        source = top if n >= MIN_DOCS_FOR_OWN_SOURCE else "stdlib-modules"
+        for name, docs in files:
+            target = dest / source / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(SEPARATOR.join(docs), encoding="utf-8")
+        counts[source] = counts.get(source, 0) + n
+    if include_python_docs:
+        for pattern in PY_DOC_GLOBS:
+            for src in sorted(Path("/").glob(pattern.lstrip("/"))):
+                n = 0
+                for f in sorted(src.rglob("*.txt")):
+                    target = dest / "python-docs" / f.relative_to(src).as_posix().replace("/", ".")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    # one document per section: sections are separated by blank lines before a heading
+                    text = f.read_text(encoding="utf-8", errors="replace")
+                    target.write_text(text.replace("\n\n\n", SEPARATOR), encoding="utf-8")
+                    n += text.count("\n\n\n") + 1
+                if n:
+                    counts["python-docs"] = n
+                break
+    return counts
