@@ -106,3 +106,27 @@ def test_validation_errors():
         FluencyModel().fit(["", "   "])
     with pytest.raises(RuntimeError, match="not fitted"):
         FluencyModel().perplexity(["x"])
+
+
+def _debian_paragraphs():
+    import gzip
+    from pathlib import Path
+
+    faq = sorted(Path("/usr/share/doc/anarchism/markdown").glob("*.md.gz"))
+    pydoc = sorted(Path("/usr/share/doc/python3.11-doc/html/_sources/tutorial").glob("*.txt"))
+    if len(faq) < 10 or len(pydoc) < 3:
+        pytest.skip("real-text check needs Debian's `anarchism` and `python3.11-doc` packages")
+    prose = [p for f in faq[:10] for p in gzip.open(f, "rt", errors="replace").read().split("\n\n") if len(p) > 200]
+    tech = [p for f in pydoc[:3] for p in f.read_text(errors="replace").split("\n\n") if len(p) > 200]
+    return prose, tech
+
+
+def test_real_text_in_domain_is_more_fluent_than_other_registers():
+    prose, tech = _debian_paragraphs()
+    train, held_out = prose[: int(0.8 * len(prose))], prose[int(0.8 * len(prose)) :]
+    m = FluencyModel(order=3).fit(train)
+    rng = np.random.default_rng(0)
+    shuffled = [" ".join(rng.permutation(p.split())) for p in held_out]
+    med = {name: float(np.median(m.perplexity(docs))) for name, docs in
+           {"held_out": held_out, "tech": tech, "shuffled": shuffled}.items()}
+    assert med["held_out"] < med["tech"] and med["held_out"] < med["shuffled"] / 2
