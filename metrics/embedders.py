@@ -245,3 +245,16 @@ def make_embedder(name: str = "hashing", **options) -> Embedder:
     except KeyError:
         raise ValueError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}") from None
     return cls(**options)
+
+
+def embedding_matrix(column) -> np.ndarray:
+    """(n, dim) float32 view of an Arrow fixed-size-list `embedding` column read back from a sidecar."""
+    import pyarrow as pa
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_fixed_size_list(arr.type):
+        raise ValueError(f"expected a fixed-size list column of embeddings, got {arr.type}")
+    if arr.null_count:
+        raise ValueError(f"embedding column has {arr.null_count} null rows (first at row {arr.is_null().to_pylist().index(True)})")
+    dim = arr.type.list_size
+    return np.asarray(arr.flatten().to_numpy(zero_copy_only=False), np.float32).reshape(len(arr), dim)

@@ -61,13 +61,14 @@ class FluencyScorer(_ModelStage):
     resources = Resources(cpus=1.0)
     _state_attrs = ("_model",)
 
-    def __init__(self, model: str | None = None, cutoffs: str | None = None):
+    def __init__(self, model: str | None = None, cutoffs: str | list[float] | None = None):
         self.model_path = _model_path("fluency", model, "train one with `thresher fluency train`")
         self.cutoffs: tuple[float, float] | None = None
         if cutoffs not in (None, ""):
             try:
-                lo, hi = (float(v) for v in str(cutoffs).split(","))
-            except ValueError:
+                parts = cutoffs if isinstance(cutoffs, (list, tuple)) else str(cutoffs).split(",")
+                lo, hi = (float(v) for v in parts)
+            except (TypeError, ValueError):
                 raise ValueError(f"scorer 'fluency': cutoffs={cutoffs!r} must be two numbers 'LOW,HIGH'") from None
             if not lo <= hi:
                 raise ValueError(f"scorer 'fluency': cutoffs {lo},{hi} must be increasing")

@@ -36,6 +36,8 @@ def test_fluency_scorer_contract(models):
     assert FluencyScorer(model=models["fluency"]).run_checked(BATCH).column("fluency_bucket").null_count == 4
     manual = FluencyScorer(model=models["fluency"], cutoffs="0,1e9").run_checked(BATCH)
     assert manual.column("fluency_bucket").to_pylist() == ["middle", "middle", None, "middle"]
+    # The score command parses `fluency.cutoffs=0,1e9` into a list of numbers.
+    assert FluencyScorer(model=models["fluency"], cutoffs=[0, 1e9]).run_checked(BATCH).equals(manual)
 
 
 def test_classifier_scorer_contract(models):
@@ -109,3 +111,16 @@ def test_scorer_module_does_not_import_ray():
 
     code = "import sys, pipeline.model_scorers, metrics.fluency, metrics.embedders, metrics.prototypes, metrics.difficulty; print('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_embedding_column_round_trips_to_a_matrix_for_prototypes():
+    from metrics.embedders import embedding_matrix
+    from metrics.prototypes import prototype_distance
+
+    out = EmbeddingScorer(dim=16).run_checked(BATCH)
+    x = embedding_matrix(out.column("embedding"))
+    assert x.shape == (4, 16) and x.dtype == np.float32
+    assert np.array_equal(x, EmbeddingScorer(dim=16)._embedder.embed(BATCH.column("text").to_pylist()))
+    assert prototype_distance(x[[0, 1, 3]], 2, seed=0).shape == (3,)
+    with pytest.raises(ValueError, match="fixed-size list"):
+        embedding_matrix(pa.array([1.0, 2.0]))
