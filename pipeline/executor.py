@@ -66,14 +66,14 @@ class MapJob:
 
     def fingerprint(self) -> dict:
         """What must match for a rerun to resume rather than start over."""
-        return {
+        return json.loads(json.dumps({
             "kind": self.kind,
             "input": str(Path(self.input).resolve()) if not any(c in self.input for c in "*?[") else self.input,
             "read": {k: v for k, v in asdict(self.read).items() if k != "strict"},
             "stages": [stage_description(s) for s in self.stages],
             "part_bytes": self.part_bytes,
             "part_rows": self.part_rows,
-        }
+        }, default=str))  # through JSON, so it compares equal to the copy saved in job.json
 
 
 def stage_description(stage: Stage) -> dict:
