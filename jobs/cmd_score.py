@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 
 from jobs.cli import UsageError
 from jobs.common import add_ray_options, add_read_options, parse_kv, prepare_out, print_outputs, say, split_list
@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         summary = run_map_job(job)
     except (ShardError, JobConflict) as exc:
         if isinstance(exc, MalformedInput):
-            print(f"thresher score: {exc}")
+            cause = getattr(exc, "cause", None) or exc  # unwrap Ray's task error to the reader's own message
+            print(f"thresher score: {cause}", file=sys.stderr)
             return 1
         raise UsageError(str(exc)) from None
     say(args, format_counts(summary["ledger"]))

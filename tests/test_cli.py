@@ -1,0 +1,82 @@
+"""The CLI as users call it: score, select, corpus build, demo, help and errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pytest
+
+from jobs.cli import main
+from tests.docs import CLEAN
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and "thresher" in capsys.readouterr().out
+    for cmd in (["score", "--help"], ["select", "--help"], ["corpus", "build", "--help"], ["demo", "--help"]):
+        with pytest.raises(SystemExit):
+            main(cmd)
+        assert "example" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["score", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["score", str(tmp_path), "--out", str(tmp_path / "o"), "--scorers", "nope"]) == 2
+    assert "unknown scorer" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_corpus_score_select_round_trip(tmp_path, capsys):
+    texts = tmp_path / "texts"
+    (texts / "good").mkdir(parents=True)
+    (texts / "junk").mkdir()
+    (texts / "good" / "a.txt").write_text(CLEAN + "\n\n" + CLEAN.replace("river", "canal"))
+    (texts / "junk" / "b.txt").write_text("click here\n\nbuy now buy now\n\n$$$ !!! ###")
+    assert main(["corpus", "build", "--from", str(texts), "--out", str(tmp_path / "shards"), "--split", "blank"]) == 0
+    assert main(["--quiet", "score", str(tmp_path / "shards"), "--out", str(tmp_path / "scored"), "--carry", "source"]) == 0
+    out = capsys.readouterr().out
+    assert "sidecars:" in out and "ledger" not in out  # quiet prints only paths
+    assert main(["select", str(tmp_path / "scored"), "--where", "gopher_quality_pass and c4_pass",
+                 "--out", str(tmp_path / "sel"), "--quiet"]) == 0
+    kept = pads.dataset(tmp_path / "sel" / "shards", format="parquet").to_table()
+    assert set(kept["source"].to_pylist()) == {"good"} and kept.num_rows == 2
+    summary = json.loads((tmp_path / "sel" / "summary.json").read_text())
+    assert summary["ledger"]["kept"] == 2 and summary["ledger"]["dropped"] == 3
+    assert all(r.startswith("gopher_quality:") for r in summary["ledger"]["dropped_by_reason"])
+    # selected shards are valid input for the next job
+    assert main(["score", str(tmp_path / "sel" / "shards"), "--out", str(tmp_path / "again"), "--id-field", "id",
+                 "--quiet"]) == 0
+    ids = pads.dataset(tmp_path / "again" / "sidecars", format="parquet").to_table()["id"].to_pylist()
+    assert sorted(ids) == sorted(kept["id"].to_pylist())
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_select_rejects_unknown_columns(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "d.jsonl").write_text(json.dumps({"text": CLEAN}) + "\n")
+    assert main(["score", str(tmp_path / "in"), "--out", str(tmp_path / "s"), "--quiet", "--scorers", "c4"]) == 0
+    capsys.readouterr()
+    assert main(["select", str(tmp_path / "s"), "--where", "gopher_words > 3", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown column" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_strict_mode_stops_with_file_and_line(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "d.jsonl").write_text(json.dumps({"text": CLEAN}) + "\n{oops\n")
+    code = main(["score", str(tmp_path / "in"), "--out", str(tmp_path / "s"), "--strict", "--quiet"])
+    assert code == 1
+    assert "d.jsonl: line 2: invalid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["steps"]["corpus"]["documents"] > 1000
+    led = summary["steps"]["score"]["ledger"]
+    assert led["rows"] == sum(led[s] for s in ("kept", "dropped", "duplicate", "malformed"))
+    assert summary["steps"]["select"]["ledger"]["kept"] > 0
