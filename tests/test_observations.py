@@ -1,0 +1,95 @@
+"""Observation tables: mappings, presets, mixtures, derived finals and clear errors."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from benchmarks.common import reference_data_dir
+from mixtures.observations import ObservationError, Observations, load_observations, parse_columns
+
+
+def write_csv(path, text: str):
+    path.write_text(text)
+    return path
+
+
+def test_mapping_and_derived_final_flag(tmp_path) -> None:
+    p = write_csv(tmp_path / "runs.csv", "name,toks,uniq,loss,n\nr1,10,5,3.0,100\nr1,20,5,2.5,100\nr2,8,8,2.9,200\n")
+    obs = load_observations(p, "run=name,seen=toks,unique=uniq,value=loss,params=n")
+    assert len(obs) == 3 and obs.pools == ("all",)
+    np.testing.assert_array_equal(obs.final, [False, True, True])
+    np.testing.assert_allclose(obs.epochs[:, 0], [2.0, 4.0, 1.0])
+    np.testing.assert_allclose(obs.unique_used[:, 0], [5.0, 5.0, 8.0])
+    assert obs.n_runs == 2
+
+
+def test_parquet_mixture_table(tmp_path) -> None:
+    table = pa.table({"w_a": [1.0, 30.0], "w_b": [0.0, 70.0], "u_a": [10, 10], "u_b": [20, 20],
+                      "seen": [5.0, 40.0], "value": [1.0, 0.8]})
+    pq.write_table(table, tmp_path / "mix.parquet")
+    obs = load_observations(tmp_path / "mix.parquet", "weight.a=w_a,weight.b=w_b,unique.a=u_a,unique.b=u_b")
+    assert obs.pools == ("a", "b")
+    np.testing.assert_allclose(obs.weights, [[1.0, 0.0], [0.3, 0.7]])  # percentages normalised
+    np.testing.assert_allclose(obs.epochs[1], [1.2, 1.4])
+    np.testing.assert_array_equal(obs.single_pool, [True, False])
+
+
+def test_pool_column_and_run_join(tmp_path) -> None:
+    p = write_csv(tmp_path / "c.csv", "ds,n,e,seen,u,v\nc4,1,1,5,5,3\noscar,1,1,5,5,3.2\nc4,1,2,10,5,2.9\n")
+    obs = load_observations(p, "run=ds+n+e,pool=ds,seen=seen,unique=u,value=v,params=n")
+    assert obs.pools == ("c4", "oscar")
+    assert list(obs.run) == ["c4/1/1", "oscar/1/1", "c4/1/2"]
+    np.testing.assert_allclose(obs.weights, [[1, 0], [0, 1], [1, 0]])
+
+
+@pytest.mark.parametrize(
+    "text,mapping,match",
+    [
+        ("seen,unique,value\n1,1,x\n", None, "row 1, column 'value'"),
+        ("seen,unique,value\n1,1,2\n-1,1,2\n", None, "row 2"),
+        ("seen,unique,value\n1,0,2\n", None, "positive unique size"),
+        ("seen,value\n1,2\n", None, "unique"),
+        ("a,b\n1,2\n", "seen=a,value=nope,unique=b", "no column 'nope'"),
+        ("a,b\n1,2\n", "seen=a,bogus=b", "unknown key 'bogus'"),
+        ("a,b\n1,2\n", "seen", "expected KEY=COLUMN"),
+    ],
+)
+def test_bad_input_names_file_and_row(tmp_path, text, mapping, match) -> None:
+    p = write_csv(tmp_path / "bad.csv", text)
+    with pytest.raises(ObservationError, match=match) as info:
+        load_observations(p, mapping)
+    if "row" in match:
+        assert "bad.csv" in str(info.value)
+
+
+def test_missing_file_and_presets() -> None:
+    with pytest.raises(ObservationError, match="no such file"):
+        load_observations("does/not/exist.csv")
+    assert parse_columns("datablations-final")["seen"] == "tokens"
+
+
+def test_from_arrays_and_with_pools() -> None:
+    obs = Observations.from_arrays(seen=[10.0, 20.0], value=[1.0, 0.9], unique={"a": 5.0, "b": [10.0, 10.0]},
+                                   weights={"a": [1.0, 0.5], "b": [0.0, 0.5]})
+    wide = obs.with_pools(["b", "c", "a"])
+    np.testing.assert_allclose(wide.weights, [[0, 0, 1], [0.5, 0, 0.5]])
+    with pytest.raises(ObservationError, match="not among"):
+        obs.with_pools(["a"])
+    sub = obs.subset(np.array([False, True]))
+    assert len(sub) == 1 and sub.seen[0] == 20.0
+
+
+def test_reference_files_load_with_documented_mappings() -> None:
+    root = reference_data_dir()
+    if root is None or not (root / "datablations_loss_curves_c4.csv").exists():
+        pytest.skip("reference data (../shared/data) is not present")
+    final = load_observations(root / "datablations_final_losses.csv", "datablations-final")
+    assert len(final) == 296 and final.final.all() and final.n_runs == 296
+    subset = load_observations(root / "datablations_final_losses.csv", "datablations-final",
+                               where={"in_paper_fit_subset": 1})
+    assert len(subset) == 182
+    curves = load_observations(root / "datablations_loss_curves_c4.csv", "datablations-curves")
+    assert curves.pools == ("c4",) and curves.n_runs == 24 and curves.final.sum() == 24
+    assert np.all(curves.epochs <= 44 * (1 + 1e-6))
