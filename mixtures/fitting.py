@@ -300,7 +300,7 @@ def _optimise(law: Law, specs: list[ParamSpec], data: LawData, value: np.ndarray
     fun = np.array([r[0] for r in results])
     best = int(np.argmin(fun))
     f_best = fun[best]
-    share = float(np.mean(fun <= f_best + agree_rtol * max(abs(f_best), 1e-12)))
+    share = float(np.mean(fun <= f_best + agree_rtol * abs(f_best) + 1e-12))
     theta = obj.natural(results[best][1])[0]
     return theta, f_best * delta, len(starts), share, results[best][2]
 

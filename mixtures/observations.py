@@ -246,6 +246,7 @@ def load_observations(
     pool: str | None = None,
     unit: str = "tokens",
     where: Mapping[str, object] | None = None,
+    require_value: bool = True,
 ) -> Observations:
     """Read a run table (CSV or Parquet) through a column mapping.
 
@@ -255,7 +256,8 @@ def load_observations(
     the run; derived from `seen` when absent), seed; for mixture tables ``weight.POOL`` and
     ``unique.POOL`` per pool. Unmapped keys default to a column of the same name when present.
     `pool` names the single pool of a table without pool columns. `where` keeps rows whose
-    column equals the given value.
+    column equals the given value. With `require_value=False` a table without a value column
+    loads with NaN values (for prediction).
     """
     path = Path(path)
     source = str(path)
@@ -276,7 +278,7 @@ def load_observations(
     if n == 0:
         raise ObservationError(f"{source}: no rows to load")
     for key in _REQUIRED_KEYS:
-        if key not in mapping:
+        if key not in mapping and (key != "value" or require_value):
             raise ObservationError(f"{source}: no column for {key!r}; pass a mapping such as --columns seen=tokens,value=val_loss")
 
     mix_pools = sorted({k.split(".", 1)[1] for k in mapping if k.startswith("weight.")})
@@ -309,7 +311,7 @@ def load_observations(
         unique[np.arange(n), idx] = unique_1
 
     seen = _column(table, mapping["seen"], source, True)
-    value = _column(table, mapping["value"], source, True)
+    value = _column(table, mapping["value"], source, True) if "value" in mapping else np.full(n, np.nan)
     params = _column(table, mapping["params"], source, True) if "params" in mapping else np.full(n, np.nan)
     run = _column(table, mapping["run"], source, False).astype(str).astype(object) if "run" in mapping else np.array([f"row{i + 1}" for i in range(n)], dtype=object)
     if "seed" in mapping and "run" not in mapping:
@@ -323,7 +325,7 @@ def load_observations(
         run_sorted = run.astype(str)[order]
         last = np.r_[run_sorted[1:] != run_sorted[:-1], True]
         final[order[last]] = True
-    if np.isnan(value).any():
+    if "value" in mapping and np.isnan(value).any():
         i = int(np.flatnonzero(np.isnan(value))[0])
         raise ObservationError(f"{source}: row {i + 1} (line {i + 2}): missing value in column {mapping['value']!r}")
     return Observations(run=run, pools=pools, weights=weights, unique=unique, seen=seen, value=value, params=params,
