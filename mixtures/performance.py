@@ -1,0 +1,406 @@
+"""Performance models: predict a metric from mixture weights (and OT) at any training size.
+
+Two stages, as in projektor (Kang et al., NeurIPS 2023):
+
+1. At each pilot size N_s a stage-1 form L_s(p) is fitted (see `performance_forms`):
+   ``linear_ot`` (a + b OT(p)), ``pq_ot`` (projektor's pseudo-quadratic OT form),
+   ``p_linear``, ``p_quadratic``, ``mixing_law`` (Data Mixing Laws' exponential form),
+   ``mixing_law_log`` (the same with log-share terms) or ``gbm`` (RegMix's regressor).
+2. Size: every prediction is a fixed linear combination of the stage-1 models,
+   ``L(N, p) = sum_s c_s(N) L_s(p)``. With two sizes ``log`` is projektor's projection,
+   linear in log N; with three or more ``power`` fits E(p) + A(p) N^-alpha with one alpha
+   shared by all mixtures (fitted on the pilot data), which is still linear in the L_s.
+
+Intervals are percentile bootstrap intervals of the mean prediction: the rows at each size
+are resampled and every stage-1 form refitted. Models save to JSON (never pickle).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mixtures.mixture_observations import MixtureObservations
+from mixtures.performance_forms import FORMS, OT_FORMS, form_from_dict, make_form, refit_like
+
+FORMAT = "thresher.performance_model"
+SIZE_LAWS = ("auto", "log", "power", "none")
+GOALS = ("min", "max")
+
+
+class OTFunction(Protocol):
+    """What the OT forms need: `MixtureOT` satisfies it."""
+
+    def value(self, p: np.ndarray) -> float: ...
+
+    def value_and_grad(self, p: np.ndarray) -> tuple[float, np.ndarray]: ...
+
+
+def _size_design(sizes: np.ndarray, law: str, alpha: float) -> np.ndarray:
+    s = np.asarray(sizes, dtype=np.float64)
+    if law == "log":
+        return np.column_stack([np.ones_like(s), np.log(s)])
+    return np.column_stack([np.ones_like(s), s ** (-alpha)])
+
+
+class PerformanceModel:
+    """Metric(p, N) fitted on pilot observations; scikit-learn-like (`fit`, `predict`).
+
+    Parameters
+    ----------
+    form: one of FORMS (see the module docstring).
+    ot: an OT function of the weights (e.g. `MixtureOT`), required by the OT forms.
+    size_law: "auto" (log for two pilot sizes, power for three or more), "log", "power",
+        or "none" (a single size; predictions ignore N).
+    goal: "min" for losses, "max" for accuracies; used by the optimiser.
+    alpha: ridge strength of the linear forms (on standardised features).
+    n_boot: bootstrap replicates for intervals (0 disables intervals).
+    """
+
+    def __init__(
+        self,
+        form: str = "linear_ot",
+        *,
+        ot: OTFunction | None = None,
+        size_law: str = "auto",
+        goal: str = "min",
+        alpha: float = 1e-3,
+        n_boot: int = 100,
+        seed: int = 0,
+        gbm_params: dict | None = None,
+    ) -> None:
+        if form not in FORMS:
+            raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+        if size_law not in SIZE_LAWS:
+            raise ValueError(f"size_law must be one of {SIZE_LAWS}, got {size_law!r}")
+        if goal not in GOALS:
+            raise ValueError(f"goal must be 'min' or 'max', got {goal!r}")
+        if alpha < 0 or n_boot < 0:
+            raise ValueError("alpha and n_boot must be nonnegative")
+        self.form = form
+        self.ot = ot
+        self.size_law = size_law
+        self.goal = goal
+        self.alpha = float(alpha)
+        self.n_boot = int(n_boot)
+        self.seed = int(seed)
+        self.gbm_params = gbm_params
+        self.pools: list[str] = []
+        self.sizes_: np.ndarray = np.zeros(0)
+        self.size_alpha_: float = float("nan")
+        self.law_: str = "none"
+        self.stage1_: list = []
+        self.boot_: list[list] | None = None
+        self.residual_sd_: float = float("nan")
+        self.ot_config: dict | None = None
+        self._train: dict[str, np.ndarray] | None = None
+
+    # ---- helpers ---------------------------------------------------------------------
+    @property
+    def uses_ot(self) -> bool:
+        return self.form in OT_FORMS
+
+    @property
+    def has_gradient(self) -> bool:
+        return self.form != "gbm"
+
+    @property
+    def n_pools(self) -> int:
+        return len(self.pools)
+
+    def _ot_values(self, p: np.ndarray, ot_values: np.ndarray | None) -> np.ndarray:
+        if not self.uses_ot:
+            return np.zeros(p.shape[0])
+        if ot_values is not None:
+            o = np.asarray(ot_values, dtype=np.float64).ravel()
+            if o.shape != (p.shape[0],):
+                raise ValueError(f"{o.size} OT values for {p.shape[0]} mixtures")
+            return o
+        if self.ot is None:
+            raise ValueError(f"form {self.form!r} needs OT values: pass ot= (a MixtureOT) or ot_values=")
+        uniq, inv = np.unique(np.round(p, 12), axis=0, return_inverse=True)
+        vals = np.array([self.ot.value(row / row.sum()) for row in uniq])
+        return vals[inv.ravel()]
+
+    def _check_weights(self, p: np.ndarray) -> np.ndarray:
+        p = np.atleast_2d(np.asarray(p, dtype=np.float64))
+        if self.pools and p.shape[1] != self.n_pools:
+            raise ValueError(f"mixtures have {p.shape[1]} weights; the model has {self.n_pools} pools {self.pools}")
+        if not np.all(np.isfinite(p)) or (p < -1e-9).any():
+            raise ValueError("mixture weights must be finite and nonnegative")
+        s = p.sum(axis=1)
+        bad = np.flatnonzero(np.abs(s - 1.0) > 1e-3)
+        if bad.size:
+            raise ValueError(f"mixture row {bad[0]} sums to {s[bad[0]]:.6g}, expected 1")
+        return np.clip(p, 0.0, None) / np.clip(p, 0.0, None).sum(axis=1, keepdims=True)
+
+    def _coefficients(self, n: np.ndarray | float | None, count: int) -> np.ndarray:
+        """(count, S) weights on the stage-1 models for the requested sizes."""
+        S = len(self.stage1_)
+        if S == 1:
+            if n is not None:
+                nn = np.broadcast_to(np.asarray(n, dtype=np.float64), (count,))
+                if self.sizes_.size and not np.allclose(nn, self.sizes_[0]):
+                    raise ValueError(
+                        f"the model was fitted at one size ({self.sizes_[0]:g}); fit at two or more pilot sizes to extrapolate"
+                    )
+            return np.ones((count, 1))
+        if n is None:
+            raise ValueError(f"the model was fitted at sizes {self.sizes_.tolist()}; give the training size n")
+        nn = np.broadcast_to(np.asarray(n, dtype=np.float64), (count,))
+        if (nn <= 0).any():
+            raise ValueError("training size n must be positive")
+        design = _size_design(self.sizes_, self.law_, self.size_alpha_)
+        return _size_design(nn, self.law_, self.size_alpha_) @ np.linalg.pinv(design)
+
+    # ---- fitting ---------------------------------------------------------------------
+    def fit(
+        self,
+        obs: MixtureObservations | np.ndarray,
+        y: np.ndarray | str | None = None,
+        *,
+        sizes: np.ndarray | None = None,
+        ot_values: np.ndarray | None = None,
+        pools: list[str] | None = None,
+    ) -> "PerformanceModel":
+        """Fit on observations (`fit(obs, "accuracy")`) or arrays (`fit(weights, y, sizes=...)`)."""
+        if isinstance(obs, MixtureObservations):
+            weights = obs.weights
+            values = y if isinstance(y, np.ndarray) else obs.value(y)
+            sizes = obs.sizes if sizes is None else sizes
+            pools = list(obs.pools)
+        else:
+            weights = obs
+            if y is None or isinstance(y, str):
+                raise ValueError("fit(weights, y): y must be an array of values")
+            values = y
+        p = self._check_weights(weights)
+        m = p.shape[1]
+        if m < 2:
+            raise ValueError("a mixture needs at least two pools")
+        self.pools = list(pools) if pools is not None else [f"pool{k}" for k in range(m)]
+        if len(self.pools) != m:
+            raise ValueError(f"{len(self.pools)} pool names for {m} weight columns")
+        yv = np.asarray(values, dtype=np.float64).ravel()
+        if yv.shape != (p.shape[0],) or not np.all(np.isfinite(yv)):
+            raise ValueError(f"need {p.shape[0]} finite values, got {yv.size}")
+        o = self._ot_values(p, ot_values)
+        if sizes is None:
+            groups = np.zeros(p.shape[0], dtype=int)
+            self.sizes_ = np.zeros(0)
+        else:
+            sz = np.asarray(sizes, dtype=np.float64).ravel()
+            if sz.shape != (p.shape[0],) or not np.all(sz > 0):
+                raise ValueError("sizes must be one positive number per row")
+            self.sizes_, groups = np.unique(sz, return_inverse=True)
+        S = max(1, self.sizes_.size)
+        law = self.size_law
+        if S == 1:
+            law = "none"
+        elif law == "auto":
+            law = "log" if S == 2 else "power"
+        elif law == "none":
+            raise ValueError(f"size_law='none' but the observations have {S} sizes")
+        elif law == "power" and S < 3:
+            raise ValueError("size_law='power' needs three or more pilot sizes")
+        self.law_ = law
+        min_rows = {"gbm": 4, "mixing_law": m + 2, "mixing_law_log": 2 * m + 2}.get(self.form, 3)
+        self.stage1_ = []
+        for s in range(S):
+            rows = groups == s
+            if rows.sum() < min_rows:
+                what = f"size {self.sizes_[s]:g}" if self.sizes_.size else "the data"
+                raise ValueError(f"{what} has {int(rows.sum())} rows; form {self.form!r} needs at least {min_rows}")
+            est = make_form(self.form, alpha=self.alpha, seed=self.seed, gbm_params=self.gbm_params)
+            self.stage1_.append(est.fit(p[rows], o[rows], yv[rows]))
+        if law == "power":
+            self.size_alpha_ = self._fit_size_exponent(p, o)
+        self._train = {"weights": p, "values": yv, "ot": o, "groups": groups}
+        resid = yv - np.array([self.stage1_[g].predict(p[i : i + 1], o[i : i + 1])[0] for i, g in enumerate(groups)])
+        self.residual_sd_ = float(np.sqrt(np.mean(resid**2)))
+        self.boot_ = None
+        if self.n_boot and self.form != "gbm":
+            self.boot_ = self._bootstrap(self.n_boot)
+        return self
+
+    def _fit_size_exponent(self, p: np.ndarray, o: np.ndarray) -> float:
+        """The alpha whose E + A N^-alpha best explains the stage-1 predictions across sizes."""
+        table = np.column_stack([est.predict(p, o) for est in self.stage1_])
+        best, best_err = 0.5, np.inf
+        for a in np.geomspace(0.01, 3.0, 240):
+            x = _size_design(self.sizes_, "power", a)
+            fitted = table @ (x @ np.linalg.pinv(x)).T
+            err = float(np.sum((table - fitted) ** 2))
+            if err < best_err:
+                best, best_err = float(a), err
+        return best
+
+    def _bootstrap(self, n_boot: int) -> list[list]:
+        t = self._train
+        rng = np.random.default_rng(self.seed + 1)
+        reps = []
+        for _ in range(n_boot):
+            rep = []
+            for s, est in enumerate(self.stage1_):
+                idx = np.flatnonzero(t["groups"] == s)
+                pick = rng.choice(idx, size=idx.size, replace=True)
+                rep.append(refit_like(est, t["weights"][pick], t["ot"][pick], t["values"][pick]))
+            reps.append(rep)
+        return reps
+
+    # ---- prediction ------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not self.stage1_:
+            raise ValueError("the model is not fitted; call fit() first")
+
+    def _combine(self, models: list, p: np.ndarray, o: np.ndarray, coef: np.ndarray) -> np.ndarray:
+        table = np.column_stack([est.predict(p, o) for est in models])
+        return np.sum(table * coef, axis=1)
+
+    def predict(self, p: np.ndarray, n: float | np.ndarray | None = None, *, ot_values: np.ndarray | None = None) -> np.ndarray:
+        """Predicted metric for each mixture row at training size n (one value per row)."""
+        self._check_fitted()
+        pp = self._check_weights(p)
+        o = self._ot_values(pp, ot_values)
+        return self._combine(self.stage1_, pp, o, self._coefficients(n, pp.shape[0]))
+
+    def predict_interval(
+        self,
+        p: np.ndarray,
+        n: float | np.ndarray | None = None,
+        *,
+        level: float = 0.9,
+        ot_values: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prediction, lower, upper): percentile bootstrap interval of the mean at `level`."""
+        self._check_fitted()
+        if not 0 < level < 1:
+            raise ValueError("level must be in (0, 1)")
+        pp = self._check_weights(p)
+        o = self._ot_values(pp, ot_values)
+        coef = self._coefficients(n, pp.shape[0])
+        mean = self._combine(self.stage1_, pp, o, coef)
+        if self.boot_ is None:
+            if self.form == "gbm" and self.n_boot:
+                self.boot_ = self._bootstrap(self.n_boot)
+            else:
+                return mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan)
+        reps = np.stack([self._combine(rep, pp, o, coef) for rep in self.boot_])
+        lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return mean, lo, hi
+
+    def gradient(self, p: np.ndarray, n: float | None = None) -> np.ndarray:
+        """d prediction / d p at one mixture (only directions that sum to zero are meaningful)."""
+        self._check_fitted()
+        if not self.has_gradient:
+            raise ValueError("the gbm form has no gradient; optimise it by search")
+        pp = self._check_weights(p)
+        if pp.shape[0] != 1:
+            raise ValueError("gradient takes one mixture")
+        row = pp[0]
+        if self.uses_ot:
+            if self.ot is None:
+                raise ValueError(f"form {self.form!r} needs ot= to compute gradients")
+            o, og = self.ot.value_and_grad(row)
+        else:
+            o, og = 0.0, np.zeros(row.size)
+        coef = self._coefficients(n, 1)[0]
+        return sum(c * est.gradient(row, o, og) for c, est in zip(coef, self.stage1_))
+
+    def value_and_gradient(self, p: np.ndarray, n: float | None = None) -> tuple[float, np.ndarray]:
+        return float(self.predict(p, n)[0]), self.gradient(p, n)
+
+    # ---- persistence -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        t = self._train
+        return {
+            "format": FORMAT,
+            "version": 1,
+            "form": self.form,
+            "goal": self.goal,
+            "pools": self.pools,
+            "size_law": self.size_law,
+            "law": self.law_,
+            "sizes": self.sizes_.tolist(),
+            "size_alpha": None if not np.isfinite(self.size_alpha_) else self.size_alpha_,
+            "alpha": self.alpha,
+            "n_boot": self.n_boot,
+            "seed": self.seed,
+            "gbm_params": self.gbm_params,
+            "residual_sd": self.residual_sd_,
+            "stage1": [est.to_dict() for est in self.stage1_],
+            "bootstrap": None if self.boot_ is None or self.form == "gbm" else [[e.to_dict() for e in rep] for rep in self.boot_],
+            "ot": self.ot_config,
+            "training": {
+                "weights": t["weights"].tolist(),
+                "values": t["values"].tolist(),
+                "ot": t["ot"].tolist(),
+                "sizes": (self.sizes_[t["groups"]].tolist() if self.sizes_.size else None),
+            },
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, ot: OTFunction | None = None) -> "PerformanceModel":
+        if d.get("format") != FORMAT:
+            raise ValueError(f"not a performance model (format {d.get('format')!r}, expected {FORMAT!r})")
+        try:
+            model = cls(
+                d["form"], ot=ot, size_law=d["size_law"], goal=d["goal"], alpha=d["alpha"],
+                n_boot=d["n_boot"], seed=d["seed"], gbm_params=d.get("gbm_params"),
+            )
+            model.pools = list(d["pools"])
+            model.law_ = d["law"]
+            model.sizes_ = np.asarray(d["sizes"], dtype=np.float64)
+            model.size_alpha_ = float("nan") if d.get("size_alpha") is None else float(d["size_alpha"])
+            model.residual_sd_ = float(d["residual_sd"])
+            model.ot_config = d.get("ot")
+            tr = d["training"]
+            w = np.asarray(tr["weights"], dtype=np.float64)
+            groups = (
+                np.searchsorted(model.sizes_, np.asarray(tr["sizes"], dtype=np.float64))
+                if tr.get("sizes") is not None
+                else np.zeros(w.shape[0], dtype=int)
+            )
+            model._train = {"weights": w, "values": np.asarray(tr["values"], float), "ot": np.asarray(tr["ot"], float), "groups": groups}
+            if model.form == "gbm":
+                # Refit from the stored rows (no pickle); deterministic for the stored seed.
+                model.stage1_ = []
+                for s in range(max(1, model.sizes_.size)):
+                    rows = groups == s
+                    est = make_form("gbm", seed=model.seed, gbm_params=model.gbm_params)
+                    model.stage1_.append(est.fit(w[rows], np.zeros(0), model._train["values"][rows]))
+            else:
+                model.stage1_ = [form_from_dict(model.form, e) for e in d["stage1"]]
+                boot = d.get("bootstrap")
+                model.boot_ = None if boot is None else [[form_from_dict(model.form, e) for e in rep] for rep in boot]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed performance model: missing or bad field {exc}") from None
+        return model
+
+    @classmethod
+    def from_json(cls, text: str, *, ot: OTFunction | None = None) -> "PerformanceModel":
+        return cls.from_dict(json.loads(text), ot=ot)
+
+    @classmethod
+    def load(cls, path: str | Path, *, ot: OTFunction | None = None) -> "PerformanceModel":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+            return cls.from_json(text, ot=ot)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
