@@ -1,0 +1,138 @@
+"""`thresher mix ot | fit | predict | optimize` end to end on small synthetic pools."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from benchmarks.common import reference_data_dir
+from jobs.cli import main
+from mixtures.transport import EmbeddingSet, MixtureOT
+
+
+@pytest.fixture()
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    pools = {name: rng.normal(loc=shift, size=(40, 2)) for name, shift in (("web", -1.0), ("code", 0.5), ("books", 2.0))}
+    labels = {name: rng.integers(0, 2, 40) for name in pools}
+    np.savez(tmp_path / "web.npz", x=pools["web"], labels=labels["web"])
+    np.savez(tmp_path / "code.npz", x=pools["code"], labels=labels["code"])
+    table = pa.table({"embedding": [list(r) for r in pools["books"]], "label": labels["books"]})
+    pq.write_table(table, tmp_path / "books.parquet")
+    target = rng.normal(loc=0.3, size=(50, 2))
+    target_labels = rng.integers(0, 2, 50)
+    np.savez(tmp_path / "val.npz", x=target, labels=target_labels)
+    ot_fn = MixtureOT({n: EmbeddingSet(pools[n], labels=labels[n]) for n in pools},
+                      EmbeddingSet(target, labels=target_labels), reg=0.05)
+    # Pilot runs whose accuracy falls with OT, at two sizes.
+    grid = [np.array([i, j, 6 - i - j]) / 6 for i in range(7) for j in range(7 - i)]
+    rows = []
+    for size, lift in ((500, 0.0), (1000, 0.03)):
+        for k, w in enumerate(grid):
+            acc = 0.9 + lift - 0.05 * ot_fn.value(w) + 0.002 * rng.normal()
+            rows.append({"run": f"r{size}-{k}", "weight_web": w[0], "weight_code": w[1], "weight_books": w[2],
+                         "size": size, "accuracy": acc})
+    with (tmp_path / "pilots.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with (tmp_path / "mixtures.csv").open("w", newline="") as fh:
+        fh.write("name,weight_web,weight_code,weight_books\nA,0.2,0.5,0.3\nB,0,1,0\n")
+    return tmp_path, ot_fn
+
+
+def _pool_args(d):
+    return ["--pools", f"web={d / 'web.npz'}", f"code={d / 'code.npz'}", f"books={d / 'books.parquet'}",
+            "--target", str(d / "val.npz")]
+
+
+def test_ot_fit_predict_optimize(files, capsys):
+    d, ot_fn = files
+    assert main(["mix", "ot", *_pool_args(d), "--weights", "web=0.2,code=0.5,books=0.3", "--mixtures",
+                 str(d / "mixtures.csv"), "--out", str(d / "ot.json")]) == 0
+    data = json.loads((d / "ot.json").read_text())
+    assert data["mixtures"][0]["ot"] == pytest.approx(ot_fn.value([0.2, 0.5, 0.3]), rel=1e-9)
+    # --mixtures rows (A, B) come first, then --weights (same as A).
+    assert data["mixtures"][2]["ot"] == pytest.approx(data["mixtures"][0]["ot"], rel=1e-12)
+    assert sum(data["mixtures"][0]["gradient"].values()) == pytest.approx(0.0, abs=1e-9)
+    assert data["pool_ot"]["code"] == pytest.approx(data["mixtures"][1]["ot"], rel=1e-12)
+
+    model = d / "model.json"
+    assert main(["mix", "fit", str(d / "pilots.csv"), "--value-column", "accuracy", "--goal", "max",
+                 "--form", "linear_ot", *_pool_args(d), "--n-boot", "20", "--out", str(model)]) == 0
+    saved = json.loads(model.read_text())
+    assert saved["sizes"] == [500.0, 1000.0] and saved["ot"]["solver"] == "sinkhorn"
+
+    assert main(["mix", "predict", "--model", str(model), str(d / "mixtures.csv"), "--size", "1000",
+                 "--out", str(d / "pred.csv")]) == 0
+    with (d / "pred.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["name"] == "A"
+    expected = 0.93 - 0.05 * ot_fn.value([0.2, 0.5, 0.3])
+    assert float(rows[0]["predicted"]) == pytest.approx(expected, abs=0.01)
+    assert float(rows[0]["predicted_low"]) <= float(rows[0]["predicted"]) <= float(rows[0]["predicted_high"])
+
+    capsys.readouterr()
+    assert main(["mix", "optimize", "--model", str(model), "--size", "1000", "--caps", "code=0.5",
+                 "--out", str(d / "mix.json")]) == 0
+    out = capsys.readouterr().out
+    assert f"mixture: {d / 'mix.json'}" in out
+    mix = json.loads((d / "mix.json").read_text())
+    w = np.array([mix["weights"][k] for k in ("web", "code", "books")])
+    assert w.sum() == pytest.approx(1.0) and w[1] <= 0.5 + 1e-9
+    # The chosen mixture is at least as good as every pilot mixture that respects the cap.
+    grid = [np.array([i, j, 6 - i - j]) / 6 for i in range(7) for j in range(7 - i)]
+    best_grid = min(ot_fn.value(g) for g in grid if g[1] <= 0.5)
+    assert ot_fn.value(w) <= best_grid + 1e-6
+
+
+def test_gbm_with_prices_and_budget(files):
+    d, _ = files
+    model = d / "gbm.json"
+    assert main(["mix", "fit", str(d / "pilots.csv"), "--value-column", "accuracy", "--goal", "max",
+                 "--form", "gbm", "--n-boot", "5", "--out", str(model)]) == 0
+    assert main(["--quiet", "mix", "optimize", "--model", str(model), "--size", "1000", "--prices",
+                 "web=0.01,code=0.05,books=0.02", "--budget", "25", "--out", str(d / "mix.json")]) == 0
+    mix = json.loads((d / "mix.json").read_text())
+    assert mix["cost"] <= 25 + 1e-6
+    assert "search" in mix["method"]
+
+
+def test_usage_errors_exit_2(files, capsys):
+    d, _ = files
+    assert main(["mix", "fit", str(d / "pilots.csv"), "--value-column", "accuracy", "--form", "linear_ot",
+                 "--out", str(d / "m.json")]) == 2
+    assert "needs --pools and --target" in capsys.readouterr().err
+    bad = d / "bad.csv"
+    bad.write_text("weight_web,weight_code,weight_books,accuracy\n0.5,0.5,0.5,0.9\n")
+    assert main(["mix", "fit", str(bad), "--value-column", "accuracy", "--form", "p_linear", "--out", str(d / "m.json")]) == 2
+    assert "bad.csv, line 2" in capsys.readouterr().err
+    np.save(d / "nan.npy", np.array([[0.0, 1.0], [np.nan, 2.0]]))
+    assert main(["mix", "ot", "--pools", str(d / "nan.npy"), str(d / "web.npz"), "--target", str(d / "val.npz"),
+                 "--label-cost", "none", "--out", str(d / "o.json")]) == 2
+    assert "row 1" in capsys.readouterr().err
+    np.save(d / "obj.npy", np.array([{"a": 1}], dtype=object))
+    assert main(["mix", "ot", "--pools", str(d / "obj.npy"), str(d / "web.npz"), "--target", str(d / "val.npz"),
+                 "--out", str(d / "o.json")]) == 2
+    assert "cannot read embeddings" in capsys.readouterr().err
+    assert main(["mix", "optimize", "--model", str(d / "missing.json"), "--out", str(d / "x.json")]) == 2
+
+
+def test_regmix_fit_with_join_option(tmp_path):
+    root = reference_data_dir()
+    if root is None or not (root / "regmix" / "train_mixture_1m.csv").exists():
+        pytest.skip("RegMix tables not found in ../shared/data/regmix (set THRESHER_REFERENCE_DATA)")
+    d = root / "regmix"
+    model = tmp_path / "regmix.json"
+    assert main(["--quiet", "mix", "fit", str(d / "train_mixture_1m.csv"), "--values", str(d / "train_pile_loss_1m.csv"),
+                 "--join", "index", "--weight-prefix", "train_the_pile_", "--value-column",
+                 "metric/the_pile_pile_cc_val_loss", "--form", "p_linear", "--n-boot", "0", "--out", str(model)]) == 0
+    assert main(["--quiet", "mix", "predict", "--model", str(model), str(d / "test_mixture_1m.csv"),
+                 "--weight-prefix", "train_the_pile_", "--out", str(tmp_path / "p.csv")]) == 0
+    with (tmp_path / "p.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 256 and "predicted" in rows[0] and rows[0]["index"] == "1"
