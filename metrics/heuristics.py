@@ -323,9 +323,9 @@ C4_COLUMNS: dict[str, pa.DataType] = {
 }
 _CITATION = r"\[\d*\]|\[edit\]|\[citation needed\]"
 # A sentence ends at terminal punctuation (plus closing quotes/brackets) followed by more text,
-# unless the period closes a dotted abbreviation (e.g., U.S.) or a title (Mr., Dr.).
+# unless the period closes an initial or dotted abbreviation (B., e.g., U.S.) or a title (Mr., Dr.).
 _SENTENCE_BREAK = r"[.!?]+[\"'”’)\]]*\s+\S"
-_NOT_A_BREAK = r"(?:\b(?:\p{L}\.){2,}|\b(?:Mr|Mrs|Ms|Dr|Prof|Jr|Sr|St)\.)\s+\S"
+_NOT_A_BREAK = r"(?:\b(?:\p{L}\.)+|\b(?:Mr|Mrs|Ms|Dr|Prof|Jr|Sr|St)\.)\s+\S"
 
 
 def c4(texts, rules: C4Rules = C4Rules()) -> pa.Table:

@@ -36,7 +36,7 @@ _REWRITES: tuple[tuple[str, str], ...] = (
     (r"\b([Cc])annot\b", "\\1an not"),
     (r"(?i)(\w)(n)['’](t)(\s|$|\p{P})", "\\1 \\2" + _KEEP_APOS + "\\3\\4"),
     (r"(?i)(\w)['’](re|ve|ll|d|m)(\s|$|\p{P})", "\\1 " + _KEEP_APOS + "\\2\\3"),
-    (r"(^|\s|\p{Ps}|\p{Pi})((?:\p{L}\.)+\p{L})\.", "\\1\\2" + _KEEP_DOT),
+    (r"(^|\s|\p{Ps}|\p{Pi})((?:\p{L}\.)*\p{L})\.", "\\1\\2" + _KEEP_DOT),
     (r"\b(Mr|Mrs|Ms|Dr|Prof|Jr|Sr|St|vs)\.", "\\1" + _KEEP_DOT),
     *(((r"(^|\s)(" + _PREFIX + r")(\S)", "\\1\\2 \\3"),) * _PEELS),
     *(((r"(\S)(" + _SUFFIX + r")(\s|$)", "\\1 \\2\\3"),

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from pipeline.outputs import safe_join
 
-TEXT_SUFFIXES = {"", ".txt", ".rst", ".md", ".text", ".pod", ".html", ".htm", ".tex", ".dict", ".gz", ".py", ".json", ".csv"}
+TEXT_SUFFIXES = {"", ".dz", ".txt", ".rst", ".md", ".text", ".pod", ".html", ".htm", ".tex", ".dict", ".gz", ".py", ".json", ".csv"}
 SAMPLE_BYTES = 8192
 
 
@@ -29,7 +29,7 @@ class CorpusStats:
 
 
 def _read_text(path: Path, max_bytes: int) -> str | None:
-    opener = gzip.open if path.suffix == ".gz" else open
+    opener = gzip.open if path.suffix in (".gz", ".dz") else open  # dictd .dz files are gzip
     try:
         with opener(path, "rb") as fh:
             raw = fh.read(max_bytes + 1)
