@@ -28,7 +28,7 @@ LINE_BREAK = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
 _PREFIX_CHARS = "§%=—–!?¿¡()[]{}<>_#*&,:;'\"”“`‘´’‚„»«$£€¥+"
 _SUFFIX_CHARS = "!?¿¡()[]{}<>_#*&,:;'\"”“`‘´’‚„»«—–"
 _PREFIX = r"(?:\.\.+|…|[§%=—–!?¿¡()\[\]{}<>_#*&,:;'\"”“`‘´’‚„»«$£€¥+])"
-_SUFFIX = r"(?:\.\.+|…|['’][sS]|[!?¿¡()\[\]{}<>_#*&,:;'\"”“`‘´’‚„»«—–])"
+_SUFFIX = r"(?:…|['’][sS]|[!?¿¡()\[\]{}<>_#*&,:;'\"”“`‘´’‚„»«—–])"
 _PEELS = 3  # punctuation peeled per chunk end by regex; longer all-punctuation runs are exploded after
 _KEEP_DOT = "\x01"  # a period that belongs to an abbreviation (e.g., U.S., Mr.)
 _KEEP_APOS = "\x02"  # the apostrophe of a clitic ('re, 'll, ...)
@@ -36,10 +36,11 @@ _REWRITES: tuple[tuple[str, str], ...] = (
     (r"\b([Cc])annot\b", "\\1an not"),
     (r"(?i)(\w)(n)['’](t)(\s|$|\p{P})", "\\1 \\2" + _KEEP_APOS + "\\3\\4"),
     (r"(?i)(\w)['’](re|ve|ll|d|m)(\s|$|\p{P})", "\\1 " + _KEEP_APOS + "\\2\\3"),
-    (r"(^|\s|\p{Ps}|\p{Pi})((?:\p{L}\.)*\p{L})\.", "\\1\\2" + _KEEP_DOT),
+    *(((r"(^|\s|\p{Ps}|\p{Pi})((?:\p{L}\.)*\p{L})\.([^.]|$)", "\\1\\2" + _KEEP_DOT + "\\3"),) * 2),
     (r"\b(Mr|Mrs|Ms|Dr|Prof|Jr|Sr|St|vs)\.", "\\1" + _KEEP_DOT),
     *(((r"(^|\s)(" + _PREFIX + r")(\S)", "\\1\\2 \\3"),) * _PEELS),
     *(((r"(\S)(" + _SUFFIX + r")(\s|$)", "\\1 \\2\\3"),
+       (r"([^\s.])(\.\.+)(\s|$)", "\\1 \\2\\3"),
        (r"([0-9\p{Ll}!\"#$%&'()*+,\-/:;<=>?@\[\\\]^_`{|}~´])(\.)(\s|$)", "\\1 \\2\\3"),
        (r"(\p{Lu}\p{Lu})(\.)(\s|$)", "\\1 \\2\\3"),
        (r"([0-9])([%+])(\s|$)", "\\1 \\2\\3")) * _PEELS),
@@ -52,30 +53,60 @@ _REWRITES: tuple[tuple[str, str], ...] = (
     ("[" + _KEEP_DOT + "]", "."),
     ("[" + _KEEP_APOS + "]", "'"),
 )
-_PUNCT_RUN = "^[" + "".join("\\" + c if c in "[]\\^-" else c for c in sorted(set(_PREFIX_CHARS + _SUFFIX_CHARS))) + "]{2,}$"
+_ALL_PUNCT = r"^[\p{P}\p{S}]{2,}$"
+_PREFIX_SET = frozenset(_PREFIX_CHARS)
+_SUFFIX_SET = frozenset(_SUFFIX_CHARS)
 
 
-def _explode_punct_runs(tokens: pa.Array, parents: np.ndarray) -> tuple[pa.Array, np.ndarray]:
-    """Split all-punctuation tokens such as '=====' into one token per character.
+def _peel(chunk: str) -> list[str]:
+    """Peel an all-punctuation chunk to the end, as the regex passes would with no depth limit."""
+    head: list[str] = []
+    while chunk:
+        if chunk.startswith(".."):
+            run = len(chunk) - len(chunk.lstrip("."))
+            head.append(chunk[:run])
+            chunk = chunk[run:]
+        elif chunk[0] in _PREFIX_SET or chunk[0] == "…":
+            head.append(chunk[0])
+            chunk = chunk[1:]
+        else:
+            break
+    tail: list[str] = []
+    while chunk:
+        if chunk.endswith("..") and chunk.strip("."):
+            run = len(chunk) - len(chunk.rstrip("."))
+            tail.append(chunk[-run:])
+            chunk = chunk[:-run]
+        elif chunk[-1] in _SUFFIX_SET or chunk[-1] == "…" or (chunk[-1] == "." and len(chunk) > 1):
+            tail.append(chunk[-1])
+            chunk = chunk[:-1]
+        else:
+            break
+    return head + ([chunk] if chunk else []) + tail[::-1]
 
-    Peeling by regex stops after a few characters; a chunk made only of
-    peelable punctuation is peeled to the end, so each character is a token.
+
+def _peel_punct_runs(tokens: pa.Array, parents: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """Finish peeling all-punctuation tokens such as '=====' or '-~~-.___.'.
+
+    The regex passes peel a few characters from each end; such tokens (rare
+    outside ASCII art and separator lines) are peeled to the end here.
     """
-    runs = pc.match_substring_regex(tokens, _PUNCT_RUN).to_numpy(zero_copy_only=False)
+    runs = pc.match_substring_regex(tokens, _ALL_PUNCT).to_numpy(zero_copy_only=False)
     if not runs.any():
         return tokens, parents
     run_idx = np.nonzero(runs)[0]
-    pieces = [list(tok) for tok in tokens.take(pa.array(run_idx)).to_pylist()]  # rare: separators only
+    pieces = [_peel(tok) for tok in tokens.take(pa.array(run_idx)).to_pylist()]
+    lens = np.array([len(p) for p in pieces], dtype=np.int64)
     counts = np.ones(len(tokens), dtype=np.int64)
-    counts[run_idx] = [len(p) for p in pieces]
+    counts[run_idx] = lens
     chars = pa.array([c for p in pieces for c in p], pa.string())
-    # index into concat(tokens, chars): tokens keep their position, runs point at their chars
+    # index into concat(tokens, pieces): other tokens keep their position, peeled ones point at their pieces
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     within = np.arange(counts.sum()) - starts
     owner = np.repeat(np.arange(len(tokens)), counts)
-    char_base = np.zeros(len(tokens), dtype=np.int64)
-    char_base[run_idx] = np.cumsum([0] + [len(p) for p in pieces[:-1]])
-    index = np.where(runs[owner], len(tokens) + char_base[owner] + within, owner)
+    piece_base = np.zeros(len(tokens), dtype=np.int64)
+    piece_base[run_idx] = np.cumsum(lens) - lens
+    index = np.where(runs[owner], len(tokens) + piece_base[owner] + within, owner)
     merged = pa.concat_arrays([tokens.cast(pa.string()), chars]).take(pa.array(index))
     return merged, parents[owner]
 
@@ -124,4 +155,4 @@ def words(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     if not pc.all(nonempty).as_py():
         tokens = tokens.filter(nonempty)
         parents = parents[nonempty.to_numpy(zero_copy_only=False)]
-    return _explode_punct_runs(tokens, parents)
+    return _peel_punct_runs(tokens, parents)
