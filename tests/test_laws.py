@@ -164,3 +164,17 @@ def test_predict_batch_is_batched_over_parameter_draws() -> None:
     assert out.shape == (3, 5)
     np.testing.assert_allclose(out[0], out[2])
     np.testing.assert_allclose(out[1] - out[0], 0.1 * theta[0, 0])
+
+
+@pytest.mark.parametrize("tau,epochs", [(2.0, 700.5), (40.0, 260.25), (6.73, 3.5)])
+def test_goyal_matches_the_reference_product_over_many_epochs(tau: float, epochs: float) -> None:
+    """The per-epoch product of the reference recursion, evaluated term by term."""
+    a, d, b, N = 0.025, 0.1, -0.16, 12.8e6
+    n = epochs * N
+    K = int(np.floor(n / N))
+    ref = (a * N / 1e5) ** b + d
+    for k in range(1, K + 1):
+        ref *= (min((k + 1) * N, n) / (k * N)) ** (b * 0.5 ** (k / tau))
+    got = GoyalLaw().predict({"a": a, "d": d, "b[x]": b, "tau[x]": tau},
+                             LawData(np.ones((1, 1)), np.full((1, 1), N), np.array([n]), np.array([np.nan])), ["x"])
+    assert got[0] == pytest.approx(ref, rel=1e-10)

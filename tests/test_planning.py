@@ -63,7 +63,7 @@ def test_epoch_cap_is_respected() -> None:
         plan(goyal_fit(), POOLS, 1e10, max_epochs=2)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     sizes=st.lists(st.floats(min_value=1e5, max_value=5e7), min_size=2, max_size=4),
     budget=st.floats(min_value=1e5, max_value=5e9),
@@ -121,3 +121,14 @@ def test_bad_pools_and_budgets(tmp_path) -> None:
         plan(FittedLaw(law_name="muennighoff", law_options={"tie_exponents": True}, pools=("all",),
                        params={"E": 1.8, "A": 500.0, "B": 1500.0, "alpha": 0.35, "R_N": 5.0, "R_D[all]": 15.0}),
              [Pool("all", 1e9)], 1e10)
+
+
+def test_plots_write_pngs(tmp_path) -> None:
+    from mixtures.plots import plot_frontier, plot_utility_decay
+
+    fitted = goyal_fit(bootstrap=True)
+    fr = frontier(fitted, POOLS, [32e6, 128e6])
+    assert plot_frontier(fr, tmp_path / "f.png").stat().st_size > 1000
+    assert plot_utility_decay(fitted, POOLS, tmp_path / "d.png", max_epochs=5).stat().st_size > 1000
+    with pytest.raises(ValueError, match="not in the fit"):
+        plot_utility_decay(fitted, [Pool("other", 1e6)], tmp_path / "x.png")

@@ -83,13 +83,15 @@ class GoyalLaw(Law):
         for c in np.unique(count):
             rows = count == c
             kr = k[rows]
-            kmax = int(kr.max())
             log_delta = -np.log(2.0) / (tau * float(c))  # (m, P)
+            # Terms past delta^k < e^-45 no longer change the sum: cap the cumulative sum there.
+            kmax = int(min(kr.max(), np.ceil(45.0 / np.abs(log_delta).min()) + 1))
+            kr_capped = np.minimum(kr, kmax)
             if kmax >= 1:
                 ks = np.arange(1, kmax + 1, dtype=np.float64)
                 terms = np.exp(log_delta[:, :, None] * ks) * np.log1p(1.0 / ks)  # (m, P, kmax)
                 cum = np.concatenate([np.zeros((m, n_pools, 2)), np.cumsum(terms, axis=2)[:, :, : kmax - 1]], axis=2)
-                gathered = cum[:, np.arange(n_pools)[None, :], kr]  # (m, rows, P): sum_{j<k} delta^j ln(1+1/j)
+                gathered = cum[:, np.arange(n_pools)[None, :], kr_capped]  # (m, rows, P): sum_{j<k} delta^j ln(1+1/j)
             else:
                 gathered = np.zeros((m,) + kr.shape)
             xr = x[rows][:, None]

@@ -43,7 +43,7 @@ class OverfitLaw(MuennighoffLaw):
         vmin, _, _ = scale_grids(obs)
         shape = (ParamSpec("R_O", "log", 1e-2, 1e6, (1.0, 10.0, 100.0), axis="R_O", repetition=True)
                  if self.options["penalty"] == "saturating"
-                 else ParamSpec("eta", "log", 1e-3, 5.0, (0.5, 1.5), axis="eta", repetition=True))
+                 else ParamSpec("eta", "log", 1e-3, 2.0, (0.5, 1.5), axis="eta", repetition=True))
         return self.base_specs(pools, obs) + [
             ParamSpec("C", "log", 1e-12, 1e6, (1e-4 * vmin, 1e-2 * vmin), axis="C", repetition=True, neutral=1e-12),
             ParamSpec("gamma", "log", 1e-3, 5.0, (0.5, 1.5), axis="gamma", repetition=True),
