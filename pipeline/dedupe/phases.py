@@ -1,0 +1,120 @@
+"""Checkpointed global phases: Ray tasks with completion markers, and hash-partitioned bin files.
+
+A phase is a list of task keys (a part index or a bin number). Each task reads
+its inputs from files, writes its outputs under fixed names, and writes its
+marker last; a rerun skips tasks with a marker, so a crash costs only the
+unfinished tasks of the unfinished phase. Data moves between phases as Parquet
+files in bins (`<dir>/<bin>/<producer>.parquet`): a shuffle by hash partition
+that never passes through the driver, which sees only the markers' small JSON.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.dedupe.shingles import mix64
+from pipeline.outputs import safe_join, write_json_atomic, write_parquet_atomic
+
+MARKERS = "_complete"
+
+
+def bin_of(uids: np.ndarray, n_bins: int) -> np.ndarray:
+    """The bin of each 64-bit key: a mixed hash, so consecutive doc numbers spread evenly."""
+    return (mix64(np.asarray(uids).astype(np.uint64)) % np.uint64(n_bins)).astype(np.int64)
+
+
+def bin_name(k: int) -> str:
+    return f"{k:05d}"
+
+
+def write_bins(table: pa.Table, bins: np.ndarray, directory: Path, producer: str) -> int:
+    """Write the rows of `table` with bin k to `directory/<k>/<producer>.parquet` (non-empty bins only)."""
+    if table.num_rows == 0:
+        return 0
+    order = np.argsort(bins, kind="stable")
+    sorted_bins = bins[order]
+    cuts = np.flatnonzero(np.diff(sorted_bins)) + 1
+    starts = np.concatenate(([0], cuts))
+    stops = np.concatenate((cuts, [len(order)]))
+    taken = table.take(pa.array(order))
+    for s, e in zip(starts, stops):
+        k = int(sorted_bins[s])
+        write_parquet_atomic(taken.slice(s, e - s), safe_join(directory, f"{bin_name(k)}/{producer}.parquet"))
+    return len(starts)
+
+
+def read_bin(directory: Path, k: int | str, columns: list[str] | None = None) -> pa.Table | None:
+    """All files of one bin, in producer order, or None when nothing was written to it."""
+    d = Path(directory) / (bin_name(k) if isinstance(k, (int, np.integer)) else k)
+    if not d.is_dir():
+        return None
+    files = sorted(p for p in d.glob("*.parquet") if not p.name.startswith("."))
+    if not files:
+        return None
+    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+
+
+def _run_one(fn: Callable[..., dict], marker: str, key: str, kwargs: dict) -> dict:
+    t0 = time.perf_counter()
+    result = fn(key, **kwargs)
+    result = {"key": key, "seconds": round(time.perf_counter() - t0, 4), **(result or {})}
+    write_json_atomic(result, Path(marker))
+    return result
+
+
+def run_phase(
+    work: Path,
+    phase: str,
+    keys: list[str],
+    fn: Callable[..., dict],
+    kwargs: dict[str, Any] | None = None,
+    workers: int = 2,
+    quiet: bool = True,
+) -> list[dict]:
+    """Run `fn(key, **kwargs)` as a Ray task for every key without a marker; return all markers in key order."""
+    mdir = Path(work) / phase / MARKERS
+
+    def marker(k: str) -> Path:
+        return safe_join(mdir, f"{k}.json")
+
+    pending = [k for k in keys if not marker(k).exists()]
+    if pending:
+        import ray
+
+        remote = ray.remote(num_cpus=1, max_retries=2)(_run_one)
+        kwargs = kwargs or {}
+        kw_ref = ray.put(kwargs)
+        bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(keys), initial=len(keys) - len(pending), unit="task", desc=phase, file=sys.stderr,
+                       dynamic_ncols=True)
+        in_flight: list = []
+        queue = list(pending)
+        limit = max(1, int(workers)) * 2  # a little queueing hides task start-up
+        while queue or in_flight:
+            while queue and len(in_flight) < limit:
+                k = queue.pop(0)
+                in_flight.append(remote.remote(fn, str(marker(k)), k, kw_ref))
+            done, in_flight = ray.wait(in_flight, num_returns=1)
+            for ref in done:
+                ray.get(ref)  # re-raises a task failure with its traceback
+                if bar:
+                    bar.update(1)
+        if bar:
+            bar.close()
+    out = []
+    for k in keys:
+        path = marker(k)
+        if not path.exists():
+            raise RuntimeError(f"phase {phase}: task {k} has no marker after the run; rerun to finish it")
+        out.append(json.loads(path.read_text()))
+    return out
