@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "jobs.cmd_laws",
     "jobs.cmd_mix",
     "jobs.cmd_classifier",
+    "jobs.cmd_dedupe",
 )
 
 
