@@ -32,6 +32,34 @@ def _per_pool(values: Sequence[float] | Mapping[str, float] | np.ndarray | None,
     return arr
 
 
+def _box_sum_projection(z: np.ndarray, caps: np.ndarray, total: float) -> np.ndarray:
+    """Rows of z projected onto {0 <= p <= caps, sum p = total}: p = clip(z - t, 0, caps).
+
+    sum(clip(z - t, 0, caps)) is piecewise linear and nonincreasing in t with breakpoints
+    z_i and z_i - cap_i, so the shift t is found exactly by evaluating it at the sorted
+    breakpoints and interpolating inside the bracketing segment.
+    """
+    z = z - z.mean(axis=1, keepdims=True)  # the shift absorbs constants: keep magnitudes small
+    k, m = z.shape
+    bps = np.sort(np.concatenate([z, z - caps], axis=1), axis=1)  # (k, 2m)
+    sums = np.clip(z[:, None, :] - bps[:, :, None], 0.0, caps).sum(axis=2)  # nonincreasing
+    # First breakpoint whose sum is <= total; the shift lies between it and the one before.
+    j = np.argmax(sums <= total, axis=1)
+    j = np.clip(j, 1, 2 * m - 1)
+    rows = np.arange(k)
+    t0, t1 = bps[rows, j - 1], bps[rows, j]
+    s0, s1 = sums[rows, j - 1], sums[rows, j]
+    frac = np.where(s0 - s1 > 0, (s0 - total) / np.where(s0 - s1 > 0, s0 - s1, 1.0), 0.0)
+    t = t0 + np.clip(frac, 0.0, 1.0) * (t1 - t0)
+    p = np.clip(z - t[:, None], 0.0, caps)
+    # Put the last rounding error of the sum on the coordinates strictly inside their box.
+    free = (p > 0) & (p < caps)
+    nfree = free.sum(axis=1)
+    resid = total - p.sum(axis=1)
+    fix = np.where(nfree > 0, resid / np.maximum(nfree, 1), 0.0)
+    return np.clip(p + free * fix[:, None], 0.0, caps)
+
+
 class FeasibleMixtures:
     """{p : p >= 0, sum p = 1, p <= caps, costs @ p <= budget} with exact projection."""
 
@@ -79,31 +107,35 @@ class FeasibleMixtures:
         return bool(ok)
 
     def _simplex_box(self, z: np.ndarray) -> np.ndarray:
-        """Rows of z projected onto {0 <= p <= caps, sum p = 1}: p = clip(z - t, 0, caps).
+        return _box_sum_projection(z, self.caps, 1.0)
 
-        sum(clip(z - t, 0, caps)) is piecewise linear and nonincreasing in t with breakpoints
-        z_i and z_i - cap_i, so the shift t is found exactly by evaluating it at the sorted
-        breakpoints and interpolating inside the bracketing segment.
+    def _budget_is_tight(self) -> bool:
+        return self.budget <= self.min_cost() + 1e-12 * max(1.0, abs(self.budget))
+
+    def _cheapest_face(self, y: np.ndarray) -> np.ndarray:
+        """Projection when the budget only admits the cheapest mixtures.
+
+        Then every pool cheaper than the marginal price sits at its cap, every dearer pool at
+        zero, and only the pools at the marginal price share the remaining mass; the Lagrange
+        multiplier of the budget is infinite there, so the general search cannot reach it.
         """
-        z = z - z.mean(axis=1, keepdims=True)  # the shift absorbs constants: keep magnitudes small
-        k, m = z.shape
-        bps = np.sort(np.concatenate([z, z - self.caps], axis=1), axis=1)  # (k, 2m)
-        sums = np.clip(z[:, None, :] - bps[:, :, None], 0.0, self.caps).sum(axis=2)  # nonincreasing
-        # First breakpoint whose sum is <= 1; the shift lies between it and the one before.
-        j = np.argmax(sums <= 1.0, axis=1)
-        j = np.clip(j, 1, 2 * m - 1)
-        rows = np.arange(k)
-        t0, t1 = bps[rows, j - 1], bps[rows, j]
-        s0, s1 = sums[rows, j - 1], sums[rows, j]
-        frac = np.where(s0 - s1 > 0, (s0 - 1.0) / np.where(s0 - s1 > 0, s0 - s1, 1.0), 0.0)
-        t = t0 + np.clip(frac, 0.0, 1.0) * (t1 - t0)
-        p = np.clip(z - t[:, None], 0.0, self.caps)
-        # Put the last rounding error of the sum on the coordinates strictly inside their box.
-        free = (p > 0) & (p < self.caps)
-        nfree = free.sum(axis=1)
-        resid = 1.0 - p.sum(axis=1)
-        fix = np.where(nfree > 0, resid / np.maximum(nfree, 1), 0.0)
-        return np.clip(p + free * fix[:, None], 0.0, self.caps)
+        order = np.argsort(self.costs, kind="stable")
+        left = 1.0
+        fixed = np.zeros(self.n_pools)
+        marginal_price = self.costs[order[-1]]
+        for i in order:
+            if left <= self.caps[i]:
+                marginal_price = self.costs[i]
+                break
+            left -= self.caps[i]
+        cheaper = self.costs < marginal_price
+        at_margin = self.costs == marginal_price
+        fixed[cheaper] = self.caps[cheaper]
+        rest = max(0.0, 1.0 - fixed.sum())
+        out = np.repeat(fixed[None, :], y.shape[0], axis=0)
+        if rest > 0:
+            out[:, at_margin] = _box_sum_projection(y[:, at_margin], self.caps[at_margin], rest)
+        return out
 
     def project(self, y: np.ndarray) -> np.ndarray:
         """Euclidean projection of each row of y (or one vector) onto the feasible set."""
@@ -113,7 +145,9 @@ class FeasibleMixtures:
         p = self._simplex_box(y2)
         if self.costs is not None:
             over = p @ self.costs > self.budget
-            if over.any():
+            if over.any() and self._budget_is_tight():
+                p[over] = self._cheapest_face(y2[over])
+            elif over.any():
                 yo = y2[over]
                 mu_lo = np.zeros(yo.shape[0])
                 mu_hi = np.ones(yo.shape[0])
@@ -127,7 +161,11 @@ class FeasibleMixtures:
                     bad = self._simplex_box(yo - mid[:, None] * self.costs) @ self.costs > self.budget
                     mu_lo = np.where(bad, mid, mu_lo)
                     mu_hi = np.where(bad, mu_hi, mid)
-                p[over] = self._simplex_box(yo - mu_hi[:, None] * self.costs)
+                po = self._simplex_box(yo - mu_hi[:, None] * self.costs)
+                # A multiplier too large for float64 to resolve: the face of cheapest mixtures.
+                lost = po @ self.costs > self.budget + 1e-12 * max(1.0, abs(self.budget))
+                po[lost] = self._cheapest_face(yo[lost])
+                p[over] = po
         return p[0] if single else p
 
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:

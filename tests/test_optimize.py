@@ -54,6 +54,19 @@ def test_projection_matches_a_generic_solver():
         assert fs.project(y) == pytest.approx(_reference_projection(y, fs), abs=1e-6)
 
 
+def test_projection_when_the_budget_only_buys_the_cheapest_mixtures():
+    # Budget equal to the cheapest cost, with a tie at the marginal price: only a face remains.
+    caps = np.array([0.3, 0.4, 0.5, 0.6, 1.0])
+    prices = np.array([0.0, 1.0, 2.0, 2.0, 3.0])
+    fs = FeasibleMixtures(caps, prices, 0.3 * 0.0 + 0.4 * 1.0 + 0.3 * 2.0)
+    rng = np.random.default_rng(3)
+    for y in rng.normal(scale=2.0, size=(10, 5)):
+        p = fs.project(y)
+        assert fs.contains(p, tol=1e-9)
+        assert p[:2] == pytest.approx([0.3, 0.4]) and p[4] == 0.0
+        assert p == pytest.approx(_reference_projection(y, fs), abs=1e-5)
+
+
 @st.composite
 def problems(draw):
     m = draw(st.integers(2, 6))
