@@ -1,0 +1,379 @@
+"""From vendor samples and prices to what to buy: the acquisition evaluator.
+
+Per vendor: duplicates against owned data, pilot runs of a proxy with growing slices of the
+novel rows (or the user's own pilot runs), a gain curve over quantities with a bootstrap, an
+optional OT second opinion, and a decision at the quantity where the predicted gain peaks
+(among quantities at least as large as the revealed sample stands for, where the pilots say
+the most). Vendors whose gain clears the threshold go into the budget optimiser, which may
+buy fewer rows than the peak or none at all when the money does more elsewhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from mixtures.vendors.decisions import GainSummary, decide, more_samples_needed, summarise
+from mixtures.vendors.gains import GainCurve
+from mixtures.vendors.prices import PriceSchedule
+from mixtures.vendors.purchase import Menu, optimise_purchase
+
+
+@dataclass
+class VendorOffer:
+    """What a vendor sells: a revealed sample (rows), the stock, and the price schedule.
+
+    max_quantity: the buyer's own cap on rows from this vendor (None = the whole stock).
+    """
+
+    name: str
+    revealed: int
+    available: int
+    price: PriceSchedule
+    max_quantity: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.revealed < 0 or self.available < 0:
+            raise ValueError(f"vendor {self.name!r}: revealed and available must be >= 0")
+        if self.max_quantity is not None and self.max_quantity < 0:
+            raise ValueError(f"vendor {self.name!r}: max_quantity must be >= 0")
+
+    @property
+    def limit(self) -> int:
+        return int(self.available if self.max_quantity is None else min(self.available, self.max_quantity))
+
+
+@dataclass
+class VendorResult:
+    name: str
+    decision: str
+    reason: str
+    quantity: float
+    cost: float
+    gain: GainSummary
+    evaluated_quantity: float
+    gain_per_money: float | None
+    marginal_gain_per_money: float | None
+    more_samples: int | None
+    duplicate_fraction: float
+    extrapolation: float
+    curve: dict[str, list[float]]
+    pilots: dict[str, Any]
+    ot: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "decision": self.decision,
+            "reason": self.reason,
+            "quantity": self.quantity,
+            "cost": self.cost,
+            "gain": self.gain.to_dict(),
+            "evaluated_quantity": self.evaluated_quantity,
+            "gain_per_money": self.gain_per_money,
+            "marginal_gain_per_money": self.marginal_gain_per_money,
+            "more_samples": self.more_samples,
+            "duplicate_fraction": self.duplicate_fraction,
+            "extrapolation": self.extrapolation,
+            "curve": self.curve,
+            "pilots": self.pilots,
+            "ot": self.ot,
+        }
+
+
+@dataclass
+class Acquisition:
+    vendors: list[VendorResult]
+    quantities: dict[str, float]
+    total_cost: float
+    total_gain: GainSummary
+    budget: float | None
+    min_gain: float
+    level: float
+    metric: str
+    base_metric: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "base_metric": self.base_metric,
+            "budget": self.budget,
+            "min_gain": self.min_gain,
+            "level": self.level,
+            "purchase": {
+                "quantities": self.quantities,
+                "total_cost": self.total_cost,
+                "predicted_gain": self.total_gain.to_dict(),
+            },
+            "vendors": [v.to_dict() for v in self.vendors],
+            "notes": list(self.notes),
+        }
+
+
+def quantity_grid(offer: VendorOffer, curve: GainCurve, budget: float | None, *, points: int = 24,
+                  max_extrapolation: float = 20.0) -> tuple[np.ndarray, float]:
+    """Candidate quantities (rows) and the reference quantity the revealed sample stands for."""
+    novel_share = max(1.0 - curve.duplicate_fraction, 1e-12)
+    reference = float(curve.levels[-1] / novel_share)
+    upper = float(offer.limit)
+    if budget is not None:
+        upper = min(upper, np.floor(offer.price.max_rows(budget) + 1e-9))
+    upper = min(upper, max(1.0, np.floor(max_extrapolation * reference)))
+    if upper < 1:
+        return np.zeros(0), reference
+    lower = max(1.0, upper / 100.0)
+    grid = np.unique(np.round(np.geomspace(lower, upper, points)))
+    if reference <= upper:
+        grid = np.unique(np.concatenate([grid, [np.round(reference)]]))
+    grid = grid[(grid >= 1) & (grid <= upper)]
+    # Rounding must not break the limits: keep only affordable quantities.
+    if budget is not None:
+        grid = grid[np.asarray(offer.price.cost(grid)) <= budget]
+    return grid, reference
+
+
+def evaluate_vendors(
+    offers: Sequence[VendorOffer],
+    curves: Mapping[str, GainCurve],
+    *,
+    budget: float | None,
+    min_gain: float = 0.0,
+    level: float = 0.9,
+    grid_points: int = 24,
+    max_extrapolation: float = 20.0,
+    ot_values: Mapping[str, Any] | None = None,
+    resolution: int = 4000,
+) -> Acquisition:
+    """Decisions per vendor and the best purchase under the budget (pure arithmetic on the curves)."""
+    if not offers:
+        raise ValueError("no vendors to evaluate")
+    names = [o.name for o in offers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"vendor names must be unique, got {names}")
+    missing = [n for n in names if n not in curves]
+    if missing:
+        raise ValueError(f"no gain curve for vendors {missing}")
+    pre: dict[str, dict[str, Any]] = {}
+    menus = []
+    for o in offers:
+        curve = curves[o.name]
+        grid, reference = quantity_grid(o, curve, budget, points=grid_points, max_extrapolation=max_extrapolation)
+        info: dict[str, Any] = {"grid": grid, "reference": reference, "curve": curve}
+        if grid.size == 0:
+            info.update(decision="skip", reason="no row is affordable within the budget and limits", j=None)
+            pre[o.name] = info
+            continue
+        mean = curve.predict(grid)
+        samples = curve.samples(grid)
+        costs = np.asarray(o.price.cost(grid), dtype=np.float64)
+        q = (1.0 - level) / 2.0
+        low, high = np.quantile(samples, q, axis=0), np.quantile(samples, 1.0 - q, axis=0)
+        eligible = grid >= min(reference, grid[-1]) - 1e-9
+        j = int(np.flatnonzero(eligible)[np.argmax(mean[eligible])])
+        summ = summarise(float(mean[j]), samples[:, j], threshold=min_gain, level=level)
+        decision = decide(summ, min_gain)
+        info.update(mean=mean, samples=samples, costs=costs, low=low, high=high, j=j, summary=summ, decision=decision)
+        if decision == "buy":
+            ok = low > min_gain
+            menus.append(Menu(o.name, grid[ok], costs[ok], mean[ok]))
+            info["reason"] = f"{level:.0%} interval above {min_gain:g} at {int(grid[j])} rows"
+        elif decision == "skip":
+            info["reason"] = f"{level:.0%} interval at or below {min_gain:g} at {int(grid[j])} rows"
+        else:
+            info["reason"] = f"{level:.0%} interval straddles {min_gain:g} at {int(grid[j])} rows"
+        pre[o.name] = info
+    purchase = optimise_purchase(menus, budget, resolution=resolution)
+
+    results: list[VendorResult] = []
+    total_samples = None
+    for o in offers:
+        info = pre[o.name]
+        curve: GainCurve = info["curve"]
+        pilots = {
+            "levels": curve.levels.tolist(),
+            "level_gains": curve.level_gains.tolist(),
+            "base_metric": curve.base_metric,
+        }
+        if info["j"] is None:
+            results.append(VendorResult(o.name, "skip", info["reason"], 0.0, 0.0, GainSummary(0.0, 0.0, 0.0, 0.0), 0.0,
+                                        None, None, None, curve.duplicate_fraction, 1.0, {}, pilots))
+            continue
+        grid, mean, costs = info["grid"], info["mean"], info["costs"]
+        decision, reason, j = info["decision"], info["reason"], info["j"]
+        bought = purchase.quantities.get(o.name, 0.0)
+        if decision == "buy":
+            if bought > 0:
+                j = int(np.flatnonzero(grid == bought)[0])
+                if total_samples is None:
+                    total_samples = info["samples"][:, j].copy()
+                else:
+                    total_samples = total_samples + info["samples"][:, j]
+            else:
+                decision = "skip"
+                reason = "gain is real but the budget does more with other vendors"
+        summ = summarise(float(mean[j]), info["samples"][:, j], threshold=min_gain, level=level)
+        more = None
+        if decision == "ask":
+            more = more_samples_needed(summ, o.revealed or 1, threshold=min_gain, limit=o.limit)
+            reason += (f"; about {more} more revealed rows would settle it" if more is not None
+                       else "; no affordable sample size is likely to settle it")
+        nxt = j + 1 if j + 1 < grid.size else j - 1
+        marginal = None
+        if 0 <= nxt < grid.size and nxt != j and costs[nxt] != costs[j]:
+            marginal = float((mean[nxt] - mean[j]) / (costs[nxt] - costs[j]))
+        ot_info = None
+        if ot_values and o.name in ot_values and ot_values[o.name] is not None:
+            ot_info = ot_values[o.name](grid[j]) if callable(ot_values[o.name]) else ot_values[o.name]
+        results.append(VendorResult(
+            name=o.name,
+            decision=decision,
+            reason=reason,
+            quantity=float(grid[j]) if decision == "buy" else 0.0,
+            cost=float(costs[j]) if decision == "buy" else 0.0,
+            gain=summ,
+            evaluated_quantity=float(grid[j]),
+            gain_per_money=float(mean[j] / costs[j]) if costs[j] > 0 else None,
+            marginal_gain_per_money=marginal,
+            more_samples=more,
+            duplicate_fraction=curve.duplicate_fraction,
+            extrapolation=curve.extrapolation(float(grid[j])),
+            curve={"quantity": grid.tolist(), "mean": mean.tolist(), "low": info["low"].tolist(),
+                   "high": info["high"].tolist(), "cost": costs.tolist()},
+            pilots=pilots,
+            ot=ot_info,
+        ))
+    if total_samples is None:
+        total = GainSummary(0.0, 0.0, 0.0, 0.0)
+    else:
+        total = summarise(purchase.total_gain, total_samples, threshold=min_gain, level=level)
+    any_curve = next(iter(curves.values()))
+    notes = ["gains of different vendors are assumed to add up when several are bought"]
+    far = [r.name for r in results if r.extrapolation > 4]
+    if far:
+        notes.append(f"predictions for {far} reach more than 4x beyond the revealed sample; ask for more rows to firm them up")
+    quantities = {r.name: r.quantity for r in results}
+    total_cost = float(sum(r.cost for r in results))
+    if budget is not None and total_cost > budget:
+        raise AssertionError(f"purchase costs {total_cost} > budget {budget}")
+    return Acquisition(results, quantities, total_cost, total, budget, float(min_gain), float(level),
+                       any_curve.metric, any_curve.base_metric, notes)
+
+
+class AcquisitionEvaluator:
+    """Value vendor samples with a proxy, then decide and optimise the purchase.
+
+    Parameters
+    ----------
+    budget: money available (None = no money limit; quantity limits still hold).
+    min_gain: smallest metric change worth paying for (the decision threshold).
+    level: interval level (0.9 = a 90% interval).
+    fractions, repeats, max_train: pilot design (slices of the novel rows, runs per slice,
+        owned rows per run).
+    n_boot: bootstrap replicates. grid_points, max_extrapolation: quantity menu per vendor.
+    duplicate_radius: relative radius for "already owned" (see `embedding_duplicates`).
+    ot: settings for the OT second opinion (keys of `ot_value`), or None to skip it.
+    """
+
+    def __init__(self, *, budget: float | None, min_gain: float = 0.0, level: float = 0.9,
+                 fractions: Sequence[float] = (0.25, 0.5, 1.0), repeats: int = 4, max_train: int = 5000,
+                 n_boot: int = 300, grid_points: int = 24, max_extrapolation: float = 20.0,
+                 duplicate_radius: float = 0.05, ot: Mapping[str, Any] | None = None, seed: int = 0) -> None:
+        if budget is not None and not (np.isfinite(budget) and budget >= 0):
+            raise ValueError(f"budget must be a finite number >= 0, got {budget!r}")
+        if not 0 < level < 1:
+            raise ValueError(f"level must lie in (0, 1), got {level}")
+        if max_extrapolation < 1:
+            raise ValueError("max_extrapolation must be at least 1")
+        self.budget, self.min_gain, self.level = budget, float(min_gain), float(level)
+        self.fractions, self.repeats, self.max_train = tuple(fractions), int(repeats), int(max_train)
+        self.n_boot, self.grid_points, self.max_extrapolation = int(n_boot), int(grid_points), float(max_extrapolation)
+        self.duplicate_radius, self.ot, self.seed = float(duplicate_radius), ot, int(seed)
+        self.curves_: dict[str, GainCurve] = {}
+        self.result_: Acquisition | None = None
+
+    def fit(self, proxy, owned: Any, offers: Sequence[VendorOffer], samples: Mapping[str, Any], *,
+            duplicates: Mapping[str, np.ndarray] | None = None, pilot_runs: Mapping[str, Any] | None = None,
+            owned_embeddings: np.ndarray | None = None, sample_embeddings: Mapping[str, np.ndarray] | None = None,
+            ot_sets: Mapping[str, Any] | None = None) -> "AcquisitionEvaluator":
+        """Run pilots (or take `pilot_runs`), fit gain curves, decide.
+
+        owned and samples[name]: proxy datasets ((x, y) arrays or object arrays of texts).
+        duplicates[name]: mask of sample rows already owned; computed from embeddings when
+        `owned_embeddings` and `sample_embeddings` are given, else taken as none.
+        ot_sets: {"owned": EmbeddingSet, "target": EmbeddingSet, "vendors": {name: EmbeddingSet}},
+        all already reduced to a few hundred points, for the OT second opinion.
+        """
+        from mixtures.vendors.duplicates import embedding_duplicates
+        from mixtures.vendors.gains import zero_curve
+        from mixtures.vendors.pilots import baseline_runs, run_pilots
+        from mixtures.vendors.proxies import size, take
+
+        masks: dict[str, np.ndarray] = {}
+        for o in offers:
+            n = size(samples[o.name])
+            if duplicates is not None and o.name in duplicates:
+                masks[o.name] = np.asarray(duplicates[o.name], dtype=bool)
+            elif owned_embeddings is not None and sample_embeddings is not None and o.name in sample_embeddings:
+                masks[o.name] = embedding_duplicates(sample_embeddings[o.name], owned_embeddings,
+                                                     radius=self.duplicate_radius, seed=self.seed)
+            else:
+                masks[o.name] = np.zeros(n, dtype=bool)
+            if masks[o.name].shape != (n,):
+                raise ValueError(f"vendor {o.name!r}: duplicate mask has {masks[o.name].size} entries for {n} rows")
+        base = None
+        if pilot_runs is None:
+            base = baseline_runs(proxy, owned, repeats=self.repeats, max_train=self.max_train, seed=self.seed)
+        for o in offers:
+            mask = masks[o.name]
+            n = mask.size
+            if pilot_runs is not None:
+                if o.name not in pilot_runs:
+                    raise ValueError(f"no pilot runs for vendor {o.name!r}")
+                runs = pilot_runs[o.name]
+            elif (~mask).sum() == 0:
+                metric = getattr(proxy, "metric", "metric")
+                bm = float(np.mean(base[0].sum(1) / base[1].sum(1)))
+                self.curves_[o.name] = zero_curve(metric=metric, base_metric=bm, n_boot=self.n_boot)
+                continue
+            else:
+                novel = take(samples[o.name], np.flatnonzero(~mask))
+                runs = run_pilots(proxy, owned, novel, fractions=self.fractions, repeats=self.repeats,
+                                  max_train=self.max_train, seed=self.seed, baseline=base)
+            self.curves_[o.name] = GainCurve.fit(runs, duplicates=int(mask.sum()), revealed=n,
+                                                 n_boot=self.n_boot, seed=self.seed)
+        ot_values = None
+        if self.ot is not None and ot_sets is not None:
+            ot_values = {o.name: self._ot_callable(o.name, ot_sets, masks[o.name], size(owned)) for o in offers}
+        self.result_ = evaluate_vendors(offers, self.curves_, budget=self.budget, min_gain=self.min_gain,
+                                        level=self.level, grid_points=self.grid_points,
+                                        max_extrapolation=self.max_extrapolation, ot_values=ot_values)
+        return self
+
+    def _ot_callable(self, name: str, sets: Mapping[str, Any], mask: np.ndarray, n_owned: int):
+        from mixtures.transport import EmbeddingSet
+        from mixtures.vendors.ot_value import ot_value
+
+        vendor = sets["vendors"].get(name)
+        if vendor is None:
+            return None
+        keep = ~mask if mask.size == vendor.size else np.ones(vendor.size, bool)
+        if keep.sum() == 0:
+            return lambda q: {"share": 0.0, "delta": 0.0, "low": 0.0, "high": 0.0, "p_closer": 0.0}
+        novel = EmbeddingSet(vendor.x[keep], labels=None if vendor.labels is None else vendor.labels[keep], name=name)
+        dup = 1.0 - keep.mean()
+        settings = dict(self.ot)
+        level = self.level
+
+        def at(q: float) -> dict[str, float]:
+            u = q * (1.0 - dup)
+            share = u / (n_owned + u)
+            val = ot_value(sets["owned"], novel, sets["target"], np.array([share]), seed=self.seed, **settings)
+            boot = val.delta_boot[:, 0]
+            lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2]) if boot.size else (np.nan, np.nan)
+            return {"share": float(share), "delta": float(val.delta[0]), "low": float(lo), "high": float(hi),
+                    "p_closer": float(np.mean(boot > 0)) if boot.size else float("nan"),
+                    "owned_ot": val.owned_ot}
+
+        return at
