@@ -7,6 +7,8 @@ give the same bytes.
 """
 from __future__ import annotations
 
+import errno
+import glob
 import hashlib
 import json
 import os
@@ -16,6 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pipeline.safety import UnsafePath, safe_join  # noqa: F401  (re-exported: writers import them from here)
 
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -27,32 +31,39 @@ MARKERS = "_complete"
 TMP = "_tmp"
 
 
-class UnsafePath(ValueError):
-    """A name that would escape the output directory."""
+class OutputWriteError(OSError):
+    """An output could not be written (disk full, read-only, quota): nothing was marked complete."""
 
 
-def safe_join(root: str | os.PathLike, relative: str) -> Path:
-    """`root / relative`, refusing absolute names, `..` and links that leave `root`."""
-    rel = Path(relative)
-    if rel.is_absolute() or any(p in ("..", "") for p in rel.parts) or "\x00" in relative:
-        raise UnsafePath(f"{relative!r} is not a safe relative name under {root}")
-    base = Path(root).resolve()
-    target = (base / rel).resolve()
-    if target != base and base not in target.parents:
-        raise UnsafePath(f"{relative!r} resolves to {target}, outside {base}")
-    return base / rel
+def _write_failed(path: Path, exc: OSError) -> OutputWriteError:
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc) or "quota" in str(exc).lower()
+    hint = "the disk is full; free space" if full else "check the output directory"
+    err = OutputWriteError(exc.errno or errno.EIO, f"cannot write {path}: {exc.strerror or exc} ({hint}, then rerun the "
+                                                   f"same command to resume; finished parts are kept)")
+    err.filename = str(path)
+    return err
 
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, durable: bool = True) -> None:
+    """Write under a temporary name, flush to disk (unless a scratch file), then rename into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
         pq.write_table(table, tmp, **PARQUET_OPTIONS)
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _write_failed(path, exc) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -68,9 +79,21 @@ def write_json_atomic(obj: Any, path: Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _write_failed(path, exc) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_tmp(directory: Path, name: str) -> int:
+    """Delete temporary files a killed writer left for `name` in `directory`; returns how many."""
+    n = 0
+    if directory.is_dir():
+        for tmp in directory.glob(f".{glob.escape(name)}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def file_sha256(path: Path) -> str:

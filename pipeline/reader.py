@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.safety import MAX_COMPRESSION_RATIO, MAX_DECOMPRESSED_BYTES, inflate_limit
 from pipeline.shards import Part, ShardError
 
 RAW_KEEP_BYTES = 4096
@@ -29,7 +31,8 @@ class ReadOptions:
     carry: tuple[str, ...] = ()  # extra input fields kept as columns (e.g. "source")
     keep_fields: bool = False  # keep every input field (select, materialize)
     max_doc_bytes: int = 16 * 1024 * 1024
-    max_decompressed_bytes: int = 64 * 1024**3  # per gzip shard: a limit against decompression bombs
+    max_decompressed_bytes: int = MAX_DECOMPRESSED_BYTES  # per compressed shard: a limit against decompression bombs
+    max_compression_ratio: float = MAX_COMPRESSION_RATIO  # ... and at most this many times its size on disk
     strict: bool = False
 
 
@@ -104,13 +107,13 @@ def _extras(record: dict, opts: ReadOptions) -> dict[str, Any] | None:
     return None
 
 
-def _handle_line(line: bytes, row: int, part: Part, opts: ReadOptions, out: _Rows) -> None:
+def _handle_line(line: bytes, row: int, part: Part, opts: ReadOptions, out: _Rows, whole: bool = True) -> None:
     if row == 0 and line.startswith(b"\xef\xbb\xbf"):
         line = line[3:]  # a byte-order mark is not content
-    if not line.strip():
+    if whole and not line.strip():
         return  # blank lines are not rows
     default_id = f"{part.shard_id}#{row}"
-    if len(line) > opts.max_doc_bytes:
+    if not whole or len(line.rstrip(b"\r\n")) > opts.max_doc_bytes:
         reason = f"line longer than {opts.max_doc_bytes} bytes"
         _fail(opts, part, row, reason)
         out.bad(row, default_id, reason, line)
@@ -139,55 +142,71 @@ def _handle_line(line: bytes, row: int, part: Part, opts: ReadOptions, out: _Row
     out.good(row, doc_id, text, _extras(record, opts))
 
 
+class _Lines:
+    """Lines of a binary stream, never holding more than `cap` bytes of one line in memory.
+
+    Yields (line, bytes consumed, whole): a line longer than `cap` comes back as its
+    first `RAW_KEEP_BYTES` with whole=False, the rest skipped in bounded reads. With a
+    `budget`, reading more than that many bytes in all raises ShardError (gzip bombs).
+    """
+
+    def __init__(self, fh: Any, cap: int, budget: int | None = None) -> None:
+        self.fh, self.cap, self.budget, self.seen = fh, cap, budget, 0
+
+    def _read(self, size: int) -> bytes:
+        chunk = self.fh.readline(size)
+        self.seen += len(chunk)
+        if self.budget is not None and self.seen > self.budget:
+            raise ShardError(f"decompressed size exceeds {self.budget} bytes (a decompression bomb, or raise "
+                             f"max_decompressed_bytes / max_compression_ratio)")
+        return chunk
+
+    def __iter__(self) -> Iterator[tuple[bytes, int, bool]]:
+        limit = self.cap + 3  # room for a byte-order mark and the line end
+        while True:
+            line = self._read(limit)
+            if not line:
+                return
+            if len(line) < limit or line.endswith(b"\n"):
+                yield line, len(line), True
+                continue
+            head, used = line[:RAW_KEEP_BYTES], len(line)
+            while not line.endswith(b"\n"):
+                line = self._read(1 << 20)
+                if not line:
+                    break
+                used += len(line)
+            yield head, used, False
+
+
 def _read_jsonl(part: Part, opts: ReadOptions, out: _Rows) -> None:
     with open(part.path, "rb") as fh:
         if part.byte_start:
             fh.seek(part.byte_start)
         pos = part.byte_start or 0
         row = part.start
-        while part.byte_stop is None or pos < part.byte_stop:
-            line = fh.readline()
-            if not line:
+        for line, used, whole in _Lines(fh, opts.max_doc_bytes):
+            if part.byte_stop is not None and pos >= part.byte_stop:
                 break
-            pos += len(line)
-            _handle_line(line, row, part, opts, out)
+            pos += used
+            _handle_line(line, row, part, opts, out, whole)
             row += 1
-
-
-class _BoundedGzip:
-    """Iterates the lines of a gzip file, refusing to inflate more than a set number of bytes."""
-
-    def __init__(self, path: str, limit: int) -> None:
-        self.fh = gzip.open(path, "rb")
-        self.limit = limit
-        self.seen = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> bytes:
-        line = self.fh.readline()
-        if not line:
-            self.fh.close()
-            raise StopIteration
-        self.seen += len(line)
-        if self.seen > self.limit:
-            self.fh.close()
-            raise ShardError(f"decompressed size exceeds {self.limit} bytes")
-        return line
 
 
 def _read_jsonl_gz(part: Part, opts: ReadOptions, out: _Rows) -> None:
     row = 0
+    budget = inflate_limit(os.path.getsize(part.path), opts.max_decompressed_bytes, opts.max_compression_ratio)
     try:
-        lines = _BoundedGzip(part.path, opts.max_decompressed_bytes)
-        for line in lines:
-            if part.stop is not None and row >= part.stop:
-                break
-            if row >= part.start:
-                _handle_line(line, row, part, opts, out)
-            row += 1
+        with gzip.open(part.path, "rb") as fh:
+            for line, _, whole in _Lines(fh, opts.max_doc_bytes, budget):
+                if part.stop is not None and row >= part.stop:
+                    break
+                if row >= part.start:
+                    _handle_line(line, row, part, opts, out, whole)
+                row += 1
     except (EOFError, OSError, zlib.error, ShardError) as exc:
+        if isinstance(exc, MalformedInput):
+            raise
         kind = "truncated gzip stream" if isinstance(exc, EOFError) else "unreadable gzip stream"
         reason = f"{kind} after line {row}: {exc}"
         _fail(opts, part, row, reason)
@@ -242,10 +261,14 @@ def _records_from_table(table: pa.Table, part: Part, opts: ReadOptions, out: _Ro
 def _read_parquet(part: Part, opts: ReadOptions, out: _Rows) -> None:
     try:
         pf = pq.ParquetFile(part.path)
-        if part.batch_start is None:
-            table = pf.read()
-        else:
-            table = pf.read_row_groups(list(range(part.batch_start, part.batch_stop)))
+        groups = list(range(pf.metadata.num_row_groups) if part.batch_start is None
+                      else range(part.batch_start, part.batch_stop))
+        inflated = sum(pf.metadata.row_group(g).total_byte_size for g in groups)
+        budget = inflate_limit(os.path.getsize(part.path), opts.max_decompressed_bytes, opts.max_compression_ratio)
+        if inflated > budget:
+            raise ShardError(f"row groups inflate to {inflated} bytes, over the limit of {budget} (raise "
+                             f"max_decompressed_bytes / max_compression_ratio if this is expected)")
+        table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
     except Exception as exc:  # pyarrow raises several types for broken files
         reason = f"unreadable Parquet file: {exc}"
         _fail(opts, part, part.start, reason)
@@ -291,7 +314,15 @@ def _extra_columns(extra: list[dict[str, Any] | None], names: Iterable[str]) -> 
 def read_part(part: Part, opts: ReadOptions) -> pa.Table:
     """All rows of a part: `id`, `text`, `__row`, `__malformed`, `__raw`, plus kept fields."""
     out = _Rows()
-    _READERS[part.fmt](part, opts, out)
+    try:
+        _READERS[part.fmt](part, opts, out)
+    except MalformedInput:
+        raise
+    except OSError as exc:  # unreadable file: a link loop, a dangling link, permissions, an I/O error
+        row = out.rows[-1] + 1 if out.rows else part.start
+        reason = f"unreadable file: {exc.strerror or exc}"
+        _fail(opts, part, row, reason)
+        out.bad(row, f"{part.shard_id}#{row}", reason, None)
     columns: dict[str, pa.Array] = {
         "id": pa.array(out.ids, pa.string()),
         "text": pa.array(out.texts, pa.string()),

@@ -12,12 +12,15 @@ import glob
 import gzip
 import json
 import os
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pipeline.safety import MAX_DECOMPRESSED_BYTES, inflate_limit
 
 FORMATS = ("jsonl", "jsonl.gz", "parquet", "arrow")
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
@@ -109,12 +112,14 @@ def discover(input_path: str | os.PathLike) -> tuple[Path, list[tuple[str, Path,
     if _GLOB_CHARS & set(text):
         root = _glob_root(text)
         candidates = [Path(p) for p in glob.glob(text, recursive=True)]
-        files = [p for p in candidates if p.is_file()]
+        files = [p for p in candidates if p.is_file() or (p.is_symlink() and not p.is_dir())]
         if not files:
             raise ShardError(f"{text}: the pattern matches no files")
     else:
         path = Path(text)
         if not path.exists():
+            if path.is_symlink():
+                raise ShardError(f"{text}: a symbolic link that leads nowhere (dangling, or a loop of links)")
             raise ShardError(f"{text}: no such file or directory")
         if path.is_file():
             root, files = path.parent, [path]
@@ -168,14 +173,23 @@ def _count_lines_at(path: Path, cut_every: int) -> list[tuple[int, int]]:
     return cuts
 
 
-def _gz_line_count(path: Path) -> int:
-    n = 0
-    with gzip.open(path, "rb") as fh:
-        while True:
-            block = fh.read(1 << 22)
-            if not block:
-                break
-            n += block.count(b"\n")
+def _gz_line_count(path: Path, budget: int) -> int:
+    """Lines of a gzip shard, counted within an inflation budget; a broken stream counts what it could.
+
+    The reader reports the break (or the exceeded budget) as a malformed row; the last
+    part of the shard reads to the end, so an undercount here loses no rows.
+    """
+    n, seen = 0, 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            while seen <= budget:
+                block = fh.read(1 << 22)
+                if not block:
+                    break
+                seen += len(block)
+                n += block.count(b"\n")
+    except (EOFError, OSError, zlib.error):
+        pass
     return n
 
 
@@ -183,6 +197,7 @@ def plan_parts(
     shards: list[tuple[str, Path, str]],
     part_bytes: int = DEFAULT_PART_BYTES,
     part_rows: int = DEFAULT_PART_ROWS,
+    inflate_bytes: int = MAX_DECOMPRESSED_BYTES,
 ) -> list[Part]:
     """Cut shards into parts of at most about `part_bytes` bytes (or `part_rows` rows for gzip)."""
     if part_bytes <= 0 or part_rows <= 0:
@@ -190,7 +205,11 @@ def plan_parts(
     parts: list[Part] = []
     for shard_id, path, fmt in shards:
         p = str(path)
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except OSError:  # a link loop or dangling link: the reader quarantines the shard with the reason
+            parts.append(Part(shard_id, p, fmt))
+            continue
         if fmt == "jsonl" and size > part_bytes:
             cuts = _count_lines_at(path, part_bytes)
             bounds = cuts + [(size, None)]
@@ -199,7 +218,7 @@ def plan_parts(
                 (b0, l0), (b1, l1) = bounds[i], bounds[i + 1]
                 parts.append(Part(shard_id, p, fmt, i, n, l0, l1, b0, b1))
         elif fmt == "jsonl.gz" and size * 4 > part_bytes:
-            lines = _gz_line_count(path)
+            lines = _gz_line_count(path, inflate_limit(size, inflate_bytes))
             n = max(1, -(-lines // part_rows))
             for i in range(n):
                 stop = (i + 1) * part_rows if i < n - 1 else None
@@ -232,9 +251,13 @@ def plan_parts(
                 b1 = gs[-1] + 1 if gs else 0
                 parts.append(Part(shard_id, p, fmt, i, n, starts[i], stop, batch_start=b0, batch_stop=b1))
         elif fmt == "arrow" and size > part_bytes:
-            with pa.memory_map(p) as src:
-                reader = pa.ipc.open_stream(src)
-                sizes = [(b.num_rows, b.nbytes) for b in reader]
+            try:
+                with pa.memory_map(p) as src:
+                    reader = pa.ipc.open_stream(src)
+                    sizes = [(b.num_rows, b.nbytes) for b in reader]
+            except Exception:  # unreadable stream: the reader quarantines the shard with the reason
+                parts.append(Part(shard_id, p, fmt))
+                continue
             groups, acc = [[]], 0
             for j, (_, nb) in enumerate(sizes):
                 if groups[-1] and acc + nb > part_bytes:
