@@ -1,0 +1,156 @@
+"""`thresher vendors`: spec validation, untrusted vendor files, and the reports."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from jobs.cmd_vendors import evaluate_spec
+from jobs.vendor_spec import SpecError, load_spec, read_rows
+from tests.test_vendors import _world
+
+
+def _write_world(tmp_path):
+    owned, target, samples = _world()
+    np.savez(tmp_path / "owned.npz", x=owned[0], labels=owned[1])
+    np.savez(tmp_path / "target.npz", x=target[0], labels=target[1])
+    with (tmp_path / "comp.jsonl").open("w") as fh:  # JSON lines with three malformed rows
+        for x, y in zip(*samples["complementary"]):
+            fh.write(json.dumps({"embedding": x.tolist(), "label": int(y)}) + "\n")
+        fh.write("{not json\n")
+        fh.write(json.dumps({"embedding": [1.0, 2.0], "label": 1}) + "\n")
+        fh.write(json.dumps({"embedding": x.tolist(), "label": [1]}) + "\n")
+    np.savez(tmp_path / "dup.npz", x=samples["duplicate"][0], labels=samples["duplicate"][1])
+    np.savez(tmp_path / "junk.npz", x=samples["junk"][0], labels=samples["junk"][1])
+
+
+def _spec(**over):
+    spec = {
+        "name": "synthetic",
+        "budget": 1500,
+        "currency": "EUR",
+        "owned": [{"name": "mine", "path": "owned.npz"}],
+        "target": {"path": "target.npz"},
+        "proxy": {"kind": "classifier", "model": "logistic", "repeats": 3},
+        "vendors": [
+            {"name": "comp", "sample": "comp.jsonl", "available": 2000, "price": 1.0},
+            {"name": "dup", "sample": "dup.npz", "available": 2000,
+             "price": {"unit": "sample", "tiers": [{"upto": 500, "amount": 1.0}, {"upto": None, "amount": 0.5}]}},
+            {"name": "junk", "sample": "junk.npz", "available": 2000, "price": {"unit": "document", "amount": 0.2}},
+        ],
+        "evaluation": {"n_boot": 100},
+        "ot": {"max_points": 150, "n_boot": 5},
+    }
+    spec.update(over)
+    return spec
+
+
+def _save(tmp_path, spec, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_cli_writes_reports_and_quarantine(tmp_path, capsys):
+    from jobs.cli import main
+
+    _write_world(tmp_path)
+    spec_path = _save(tmp_path, _spec())
+    out = tmp_path / "out"
+    assert main(["vendors", str(spec_path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "report.json" in printed and "report.html" in printed
+    report = json.loads((out / "report.json").read_text())
+    by = {v["name"]: v for v in report["vendors"]}
+    assert by["comp"]["decision"] == "buy" and by["dup"]["decision"] == "skip" and by["junk"]["decision"] == "skip"
+    assert report["purchase"]["total_cost"] <= 1500
+    assert by["comp"]["quarantined"] == 3 and by["comp"]["revealed"] == 200
+    assert by["comp"]["ot"]["delta"] > 0  # the complementary vendor moves the data toward the target
+    lines = [json.loads(x) for x in (out / "quarantine" / "comp.jsonl").read_text().splitlines()]
+    assert [q["line"] for q in lines] == [201, 202, 203]
+    assert "not valid JSON" in lines[0]["reason"] and "2 values" in lines[1]["reason"] and "label" in lines[2]["reason"]
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64" in html and "comp" in html
+
+
+def test_cli_help_has_example(capsys):
+    from jobs.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["vendors", "--help"])
+    assert "example" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"budgett": 3}, "budgett"),
+    ({"budget": -1}, "budget"),
+    ({"level": 1.5}, "level"),
+    ({"proxy": {"kind": "magic"}}, "proxy.kind"),
+    ({"proxy": {"fractions": [0.5, 2]}}, "proxy.fractions[1]"),
+    ({"vendors": [{"name": "a", "sample": "junk.npz", "available": 10, "price": {"unit": "byte", "amount": 1}}]},
+     "vendors[0].price.unit"),
+    ({"vendors": [{"name": "a", "sample": "junk.npz", "available": 10, "price": 1, "colour": "red"}]},
+     "vendors[0].colour"),
+    ({"vendors": [{"name": "a", "sample": "junk.npz", "available": -5, "price": 1}]}, "vendors[0].available"),
+    ({"vendors": [{"name": "../evil", "sample": "junk.npz", "available": 5, "price": 1}]}, "vendors[0].name"),
+    ({"vendors": [{"name": "a", "sample": "missing.npz", "available": 5, "price": 1}]}, "vendors[0].sample"),
+    ({"vendors": [{"name": "a", "sample": "junk.npz", "available": 5,
+                   "price": {"tiers": [{"upto": 10, "amount": 1}, {"upto": 5, "amount": 1}, {"upto": None, "amount": 1}]}}]},
+     "vendors[0].price.tiers[1].upto"),
+    ({"ot": {"solver": "fast"}}, "ot.solver"),
+])
+def test_spec_errors_name_the_key(tmp_path, change, key):
+    _write_world(tmp_path)
+    path = _save(tmp_path, _spec(**change))
+    with pytest.raises(SpecError) as exc:
+        load_spec(path)
+    assert f": {key}:" in str(exc.value) and "spec.yaml" in str(exc.value)
+
+
+def test_bad_yaml_is_a_usage_error(tmp_path, capsys):
+    from jobs.cli import main
+
+    path = tmp_path / "spec.yaml"
+    path.write_text("budget: [1, 2\n")
+    assert main(["vendors", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_oversized_vendor_file_is_refused(tmp_path, capsys):
+    from jobs.cli import main
+
+    _write_world(tmp_path)
+    big = tmp_path / "big.jsonl"
+    big.write_text((json.dumps({"embedding": [0.0] * 8, "label": 1}) + "\n") * 40000)  # ~1.5 MB
+    spec = _spec(vendors=[{"name": "big", "sample": "big.jsonl", "available": 10, "price": 1}],
+                 limits={"max_file_mb": 1})
+    assert main(["vendors", str(_save(tmp_path, spec)), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "big.jsonl" in err and "exceeds the 1.0 MB limit" in err
+    with pytest.raises(SpecError, match="more than 100 rows"):
+        read_rows(big, max_bytes=10**9, max_rows=100)
+
+
+def test_pickled_npy_is_refused(tmp_path):
+    path = tmp_path / "evil.npy"
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(SpecError, match="object arrays are refused"):
+        read_rows(path, max_bytes=10**6, max_rows=10)
+
+
+def test_pilot_csv_proxy(tmp_path):
+    _write_world(tmp_path)
+    rows = ["vendor,quantity,metric"] + [f",0,{0.60 + 0.002 * s}" for s in range(4)]
+    for q, acc in ((50, 0.70), (100, 0.75), (200, 0.80)):
+        rows += [f"comp,{q},{acc + 0.003 * s}" for s in range(3)]
+        rows += [f"dup,{q},{0.60 + 0.002 * s}" for s in range(3)]
+        rows += [f"junk,{q},{0.55 - q / 1e4 + 0.002 * s}" for s in range(3)]
+    (tmp_path / "pilots.csv").write_text("\n".join(rows) + "\n")
+    spec = load_spec(_save(tmp_path, _spec(proxy={"kind": "pilot_csv", "path": "pilots.csv"}, ot=None)))
+    result = evaluate_spec(spec, tmp_path / "out")
+    by = {v["name"]: v for v in result["vendors"]}
+    assert by["comp"]["decision"] == "buy" and by["junk"]["decision"] == "skip"
+    assert by["dup"]["decision"] != "buy"
+    assert result["purchase"]["total_cost"] <= 1500
