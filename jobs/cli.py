@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "jobs.cmd_mix",
     "jobs.cmd_classifier",
     "jobs.cmd_dedupe",
+    "jobs.cmd_vendors",
 )
 
 
