@@ -32,6 +32,7 @@ from pipeline.outputs import (
     file_sha256,
     marker_path,
     read_marker,
+    remove_stale_tmp,
     safe_join,
     write_json_atomic,
     write_parquet_atomic,
@@ -157,7 +158,7 @@ def _write_step(batch: pa.Table, tmp_root: str, stage_names: list[str]) -> pa.Ta
             first = pc.min(real["__row"]).as_py()
             keep = [c for c in real.column_names if c not in ("text", "__part", "__part_rows") and c not in secs_cols]
             path = safe_join(tmp_root, f"{key}/{first:012d}.parquet")
-            write_parquet_atomic(real.select(keep), path)
+            write_parquet_atomic(real.select(keep), path, durable=False)  # scratch: redone if lost
         else:
             first = -1
         reports["part"].append(key)
@@ -303,6 +304,9 @@ def _run_pending(job: MapJob, pending: list[Part], meta: list[dict], carry: list
     ensure_ray(job.address, quiet=job.quiet)
     for p in pending:  # chunks of a killed run may be cut differently: start those parts clean
         shutil.rmtree(safe_join(out, f"{TMP}/{p.key}"), ignore_errors=True)
+        for sub in (SIDECARS, LEDGER, MALFORMED):  # and half-written files of a killed writer go too
+            target = safe_join(out, f"{sub}/{p.key}.parquet")
+            remove_stale_tmp(target.parent, target.name)
     workers = job.workers or cluster_cpus()
     by_key = {p.key: p for p in pending}
     ds = ray.data.from_items([{"part": p.to_json()} for p in pending], override_num_blocks=len(pending))

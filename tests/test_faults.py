@@ -1,0 +1,247 @@
+"""Faults: a killed worker, a killed driver, a full disk. Outputs end identical to an uninterrupted run,
+and nothing incomplete is ever marked complete."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import outputs
+from pipeline.executor import MapJob, _apply_stage, _finalize_part, _read_step, _stage_meta, _write_step, run_map_job
+from pipeline.outputs import MARKERS, TMP, OutputWriteError, file_sha256, write_json_atomic, write_parquet_atomic
+from pipeline.reader import ReadOptions
+from pipeline.registry import make_scorer
+from pipeline.scorers import DEFAULT_SCORERS
+from pipeline.shards import discover, plan_parts
+from pipeline.stage import Stage
+from tests.conftest import tree_bytes
+from tests.docs import CLEAN
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_corpus(root: Path, n_files: int = 8, rows: int = 60) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for f in range(n_files):
+        lines = [json.dumps({"text": (CLEAN if (i + f) % 4 else f"short {f} {i}") + f" [{f}.{i}]"}) for i in range(rows)]
+        if f == 2:
+            lines.insert(5, "{broken")
+        (root / f"s{f:02d}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def assert_markers_match_files(out: Path) -> int:
+    """Every marker on disk names outputs that exist whole, with the hashes it recorded."""
+    n = 0
+    for m in (out / MARKERS).rglob("*.json"):
+        marker = json.loads(m.read_text())
+        key = m.relative_to(out / MARKERS).as_posix()[: -len(".json")]
+        for sub, digest in marker["outputs"].items():
+            path = out / sub / f"{key}.parquet"
+            assert path.exists(), f"{m} marks {path} complete but it is missing"
+            assert file_sha256(path) == digest, f"{m} marks {path} complete but its bytes differ"
+            pq.read_table(path)  # and it is a whole Parquet file
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------- a killed worker
+
+
+class KillWorkerOnce(Stage):
+    """Scores document length; the first call anywhere SIGKILLs its own worker process."""
+
+    name = "length_kill_once"
+    adds = {"doc_chars": pa.int64()}
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        try:
+            fd = os.open(self.flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pass
+        else:
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return pa.table({"doc_chars": pc.utf8_length(batch["text"]).cast(pa.int64())})
+
+
+def test_a_killed_worker_is_retried_and_the_output_is_identical(tmp_path, ray_session):
+    make_corpus(tmp_path / "in")
+    stages = lambda flag: [make_scorer("gopher_quality"), KillWorkerOnce(str(flag))]  # noqa: E731
+    done_flag = tmp_path / "already-killed"
+    done_flag.write_text("no kill in the reference run")
+    ref = run_map_job(MapJob(input=str(tmp_path / "in"), out_dir=tmp_path / "ref", stages=stages(done_flag), quiet=True))
+    flag = tmp_path / "kill-flag"
+    got = run_map_job(MapJob(input=str(tmp_path / "in"), out_dir=tmp_path / "killed", stages=stages(flag), quiet=True))
+    killed_pid = int(flag.read_text())
+    assert killed_pid != os.getpid()
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed_pid, 0)  # the worker really died
+    assert got["content_hash"] == ref["content_hash"]
+    assert tree_bytes(tmp_path / "killed") == tree_bytes(tmp_path / "ref")
+    assert got["ledger"] == ref["ledger"]
+
+
+# ---------------------------------------------------------------- a killed driver
+
+
+def test_a_killed_driver_resumes_skipping_finished_parts_and_ends_identical(tmp_path, ray_session):
+    inp = tmp_path / "in"
+    make_corpus(inp, n_files=24, rows=150)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_DEDUP_LOGS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "score", str(inp), "--out", str(out), "--workers", "1",
+                             "--quiet"], cwd=REPO, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import psutil
+
+    family: list[psutil.Process] = []
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            try:
+                family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+            if len(list((out / MARKERS).glob("*.json"))) >= 3 if (out / MARKERS).is_dir() else False:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"the driver ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.02)
+        else:
+            pytest.fail("no part finished within the time limit")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started, like a lost machine
+        for p in family:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        proc.wait()
+    finished = len(list((out / MARKERS).glob("*.json")))
+    total = 24
+    assert 3 <= finished < total, f"{finished} parts finished; the kill came too late to test resuming"
+    assert assert_markers_match_files(out) == finished
+    stages = [make_scorer(n) for n in DEFAULT_SCORERS]
+    resumed = run_map_job(MapJob(input=str(inp), out_dir=out, stages=stages, read=ReadOptions(), quiet=True,
+                                 part_bytes=64 * 1024 * 1024))
+    assert resumed["parts_skipped_as_complete"] == finished
+    fresh = run_map_job(MapJob(input=str(inp), out_dir=tmp_path / "fresh", stages=stages, quiet=True,
+                               part_bytes=64 * 1024 * 1024))
+    assert tree_bytes(out) == tree_bytes(tmp_path / "fresh")
+    assert resumed["content_hash"] == fresh["content_hash"]
+    assert not list(out.rglob("*.tmp")) and not (out / TMP).exists() or not any((out / TMP).rglob("*.parquet"))
+
+
+# ---------------------------------------------------------------- a full disk
+
+
+def _enospc(*_a, **_k):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_writers_report_a_full_disk_and_leave_nothing_behind(tmp_path, monkeypatch):
+    table = pa.table({"id": ["a", "b"], "x": [1, 2]})
+    real_write = pq.write_table
+
+    def half_then_full(t, where, **kw):
+        real_write(t, where, **kw)
+        with open(where, "r+b") as fh:  # the disk filled halfway through the file
+            fh.truncate(os.path.getsize(where) // 2)
+        _enospc()
+
+    monkeypatch.setattr(outputs.pq, "write_table", half_then_full)
+    target = tmp_path / "sidecars" / "p.parquet"
+    with pytest.raises(OutputWriteError, match=r"cannot write .*p\.parquet: No space left on device \(the disk is full"):
+        write_parquet_atomic(table, target)
+    assert not target.exists() and not list(target.parent.iterdir())
+    monkeypatch.setattr(outputs.os, "fsync", _enospc)
+    marker = tmp_path / "_complete" / "p.json"
+    with pytest.raises(OutputWriteError, match="the disk is full"):
+        write_json_atomic({"done": True}, marker)
+    assert not marker.exists() and not list(marker.parent.iterdir())
+
+
+def _chunks_for(part, out: Path, stages) -> None:
+    """The worker-side steps of one part, in process, so a fault can be injected into its finalize."""
+    batch = pa.table({"part": [part.to_json()]})
+    for t in _read_step(batch, ReadOptions(), 4096):
+        for s in stages:
+            t = _apply_stage(s, t)
+        _write_step(t, str(out / TMP), [s.name for s in stages])
+
+
+@pytest.mark.parametrize("fail_on", ["sidecars", "ledger", "malformed", "_complete"])
+def test_a_full_disk_while_finishing_a_part_never_marks_it_complete(tmp_path, monkeypatch, ray_session, fail_on):
+    inp = tmp_path / "in"
+    make_corpus(inp, n_files=3)
+    stages = [make_scorer("gopher_quality")]
+    job = lambda out: MapJob(input=str(inp), out_dir=out, stages=stages, quiet=True)  # noqa: E731
+    ref = run_map_job(job(tmp_path / "ref"))
+    out = tmp_path / "out"
+    _, shards = discover(inp)
+    part = [p for p in plan_parts(shards) if p.shard_id == "s02.jsonl"][0]  # it has a malformed row
+    _chunks_for(part, out, stages)
+    real_write, real_dump = pq.write_table, json.dump
+
+    def parquet(table, where, **kw):
+        real_write(table, where, **kw)
+        if Path(where).parent.name == fail_on:
+            with open(where, "r+b") as fh:  # the disk filled halfway through the file
+                fh.truncate(os.path.getsize(where) // 2)
+            _enospc()
+
+    def dump(obj, fh, **kw):
+        if Path(fh.name).parent.name == fail_on:
+            fh.write("{")
+            _enospc()
+        return real_dump(obj, fh, **kw)
+
+    monkeypatch.setattr(outputs.pq, "write_table", parquet)
+    monkeypatch.setattr(outputs.json, "dump", dump)
+    with pytest.raises(OutputWriteError, match="No space left on device"):
+        _finalize_part(str(out), part.to_json(), _stage_meta(stages), [], {})
+    assert not (out / MARKERS).exists() or not list((out / MARKERS).rglob("*.json"))
+    assert not list(out.rglob(".*.tmp"))
+    monkeypatch.undo()
+    summary = run_map_job(job(out))  # the rerun redoes the part that was never marked complete
+    assert summary["content_hash"] == ref["content_hash"]
+    assert tree_bytes(out) == tree_bytes(tmp_path / "ref")
+
+
+def test_a_real_full_disk_stops_the_job_cleanly_and_a_rerun_finishes(tmp_path, ray_session):
+    """A size-limited tmpfs (needs permission to mount; skipped otherwise)."""
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a size-limited tmpfs here (needs root or CAP_SYS_ADMIN)")
+    try:
+        inp = tmp_path / "in"
+        make_corpus(inp, n_files=10, rows=400)
+        stages = [make_scorer("gopher_quality"), make_scorer("c4")]
+        job = lambda out: MapJob(input=str(inp), out_dir=out, stages=stages, quiet=True, workers=1)  # noqa: E731
+        with pytest.raises(Exception) as err:
+            run_map_job(job(mnt / "out"))
+        assert "No space left on device" in str(err.value)
+        assert assert_markers_match_files(mnt / "out") < 10
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+        summary = run_map_job(job(mnt / "out"))
+        ref = run_map_job(job(tmp_path / "ref"))
+        assert summary["content_hash"] == ref["content_hash"]
+        assert tree_bytes(mnt / "out") == tree_bytes(tmp_path / "ref")
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
