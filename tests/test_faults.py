@@ -107,6 +107,8 @@ def test_a_killed_driver_resumes_skipping_finished_parts_and_ends_identical(tmp_
     proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "score", str(inp), "--out", str(out), "--workers", "1",
                              "--quiet"], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import ray  # noqa: F401  (it bundles psutil and puts it on the path)
+
     import psutil
 
     family: list[psutil.Process] = []
