@@ -43,7 +43,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def score(inp: Path, out: Path, **kw) -> dict:
     stages = [make_scorer(n) for n in ("gopher_quality", "gopher_repetition", "c4")]
-    return run_map_job(MapJob(input=str(inp), out_dir=out, stages=stages, quiet=True, part_bytes=4096, **kw))
+    return run_map_job(MapJob(input=str(inp), out_dir=out, stages=stages, quiet=True, part_bytes=32768, **kw))
 
 
 def test_scores_of_a_broken_corpus_are_identical_across_workers_batches_and_reruns(corpus, tmp_path, ray_session):
