@@ -22,6 +22,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "jobs.cmd_classifier",
     "jobs.cmd_dedupe",
     "jobs.cmd_vendors",
+    "jobs.cmd_run",
+    "jobs.cmd_pools",
+    "jobs.cmd_materialize",
 )
 
 

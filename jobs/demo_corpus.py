@@ -3,7 +3,9 @@
 Docstrings of the standard library (parsed with `ast`, never imported) are
 written as a tree of text files, one folder per source: large packages are their
 own source, the rest share one. When Debian's python3 documentation is
-installed, its reStructuredText sources join as one more source.
+installed, its reStructuredText sources join as one more source, and so do
+other Debian text packages (fortunes, Perl's POD manuals, the Anarchist FAQ) when
+they are there. `write_demo_tree` can cap the documents for a quick run.
 """
 from __future__ import annotations
 
@@ -67,4 +69,64 @@ def write_stdlib_tree(dest: Path, include_python_docs: bool = True) -> dict[str,
                 if n:
                     counts["python-docs"] = n
                 break
+    return counts
+
+
+# Debian text packages used when installed: source -> (glob, separator regex between documents)
+DEBIAN_TEXT = {
+    "fortunes": ("/usr/share/games/fortunes/*", r"(?m)^%$"),
+    "perl-doc": ("/usr/share/perl/5*/pod/*.pod", r"(?m)^(?==head[12] )"),
+    "anarchism": ("/usr/share/doc/anarchism/markdown/*.md.gz", r"(?m)^(?=#+ )"),
+}
+MAX_DEBIAN_DOCS = 4000  # per source: keeps the demo inside its time budget
+
+
+def _debian_docs(pattern: str, sep: str) -> list[tuple[str, list[str]]]:
+    import gzip
+    import re
+
+    files = []
+    for f in sorted(Path("/").glob(pattern.lstrip("/"))):
+        if not f.is_file() or f.suffix in (".dat", ".u8") or f.is_symlink():
+            continue
+        try:
+            raw = gzip.open(f, "rb").read() if f.suffix == ".gz" else f.read_bytes()
+            text = raw.decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        docs = [d.strip().replace("\x1e", " ") for d in re.split(sep, text) if len(d.strip()) > 40]
+        if docs:
+            files.append((f.name, docs))
+    return files
+
+
+def write_demo_tree(dest: Path, max_docs: int | None = None, debian: bool = True) -> dict[str, int]:
+    """The stdlib tree plus installed Debian text; with `max_docs`, each source keeps its share of that many."""
+    counts = write_stdlib_tree(dest)
+    if debian:
+        for source, (pattern, sep) in DEBIAN_TEXT.items():
+            left = MAX_DEBIAN_DOCS
+            for name, docs in _debian_docs(pattern, sep):
+                docs = docs[:left]
+                left -= len(docs)
+                target = dest / source / (name + ".txt")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(SEPARATOR.join(docs), encoding="utf-8")
+                counts[source] = counts.get(source, 0) + len(docs)
+                if left <= 0:
+                    break
+    if max_docs is not None:
+        total = sum(counts.values())
+        for source, n in list(counts.items()):
+            quota = max(10, int(max_docs * n / max(total, 1)))
+            kept = 0
+            for f in sorted((dest / source).glob("*.txt")):
+                docs = f.read_text(encoding="utf-8").split(SEPARATOR)
+                take = docs[: max(0, quota - kept)]
+                kept += len(take)
+                if take:
+                    f.write_text(SEPARATOR.join(take), encoding="utf-8")
+                else:
+                    f.unlink()
+            counts[source] = kept
     return counts

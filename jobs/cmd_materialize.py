@@ -1,0 +1,51 @@
+"""`thresher materialize`: a plan becomes a training manifest (doc id x repeats) and shards."""
+from __future__ import annotations
+
+import argparse
+
+from jobs.cli import UsageError
+from jobs.common import add_ray_options, prepare_out, print_outputs, say
+
+EXAMPLES = """examples:
+  thresher materialize plan.json --pools pools/ --out train/
+  thresher materialize plan.json --pools pools/ --out train/ --expand --seed 7   # one row per repetition
+
+Each pool's documents are repeated floor(epochs) times; the fractional pass takes
+a seeded, stable run of documents up to the planned tokens. The output loads with
+`datasets.load_dataset("train/", split="train")`; manifest.parquet lists id, pool
+and repeats.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("materialize", help="write the training manifest and shards of a plan",
+                       description="Turn plan.json (from `thresher plan` or `thresher run`) into manifest.parquet "
+                                   "(doc id x repeat count) and Parquet shards of the chosen mixture.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("plan", help="plan.json")
+    p.add_argument("--pools", required=True, help="output directory of `thresher pools` the plan was made over")
+    p.add_argument("--out", required=True, help="output directory (manifest.parquet, data/, README.md, summary.json)")
+    p.add_argument("--expand", action="store_true", help="one row per repetition, shuffled within each shard")
+    p.add_argument("--seed", type=int, default=0, help="picks the documents of a partial pass (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="delete a previous output in --out")
+    add_ray_options(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.materialize import MaterializeError, materialize
+    from pipeline.pools import PoolError
+    from pipeline.select import SelectError
+
+    out = prepare_out(args.out, args.overwrite)
+    try:
+        res = materialize(args.plan, args.pools, out, seed=args.seed, expand=args.expand, workers=args.workers,
+                          address=args.address, quiet=getattr(args, "quiet", False))
+    except (MaterializeError, PoolError, SelectError) as exc:
+        raise UsageError(str(exc)) from None
+    for name, f in res["pools"].items():
+        say(args, f"  {name:<14} {f['documents']:>9} documents  {f['seen']:>14.0f} {res['unit']} seen "
+                  f"(planned {f['planned_seen']:.0f}, {f['planned_epochs']:.2f} epochs)")
+    say(args, f"{res['documents']} documents, {res['rows']} rows in {res['shards']} shards")
+    print_outputs({"manifest": out / "manifest.parquet", "data": out / "data", "summary": out / "summary.json"})
+    return 0

@@ -1,0 +1,285 @@
+"""`thresher run JOB.yaml`: score -> dedupe -> pools -> fit -> plan -> materialize, then the report.
+
+Each stage writes under `<out>/<stage>/`; score and dedupe resume from their own
+markers, the cheap stages are redone. A stage that fails stops the job with exit
+code 1 and names the stage; a bad spec is a usage error (exit code 2).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from jobs.cli import EXIT_FAILED, UsageError
+from jobs.common import print_outputs, say
+
+EXAMPLES = """examples:
+  thresher run jobs/examples/local.yaml --dry-run     # validate and list the stages
+  thresher run jobs/examples/local.yaml
+  thresher run job.yaml --overwrite --quiet            # start over; print only output paths
+  ray job submit --address http://127.0.0.1:8265 --working-dir . -- thresher run jobs/examples/cluster.yaml
+
+A stage runs when its section is present in the spec; see jobs/examples/README.md
+for every key. Exit codes: 0 ok, 1 a stage failed, 2 bad spec or arguments.
+"""
+
+
+class StageFailed(RuntimeError):
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"stage {stage} failed: {message}")
+        self.stage = stage
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a YAML job spec: score, dedupe, pools, fit, plan, materialize, report",
+                       description="Run the stages of a YAML job spec in order and write summary.json and report.html.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", help="job spec (YAML)")
+    p.add_argument("--dry-run", action="store_true", help="validate the spec and print the stages it would run")
+    p.add_argument("--overwrite", action="store_true", help="delete the job's previous output folder first")
+    p.add_argument("--address", help="Ray cluster address (overrides ray.address in the spec)")
+    p.set_defaults(handler=run)
+
+
+def budget_label(b: float) -> str:
+    """1500000 -> '1.5M': plan and materialize folder names."""
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if b >= scale:
+            return f"{b / scale:.3g}{suffix}"
+    return f"{b:.3g}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from jobs.job_spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.spec)
+    except SpecError as exc:
+        raise UsageError(str(exc)) from None
+    if args.dry_run:
+        print(f"job {spec.name}: {len(spec.stages)} stage(s), output {spec.out}")
+        for line in spec.describe():
+            print("  " + line)
+        return 0
+    if args.overwrite and spec.out.exists():
+        if not (spec.out / "summary.json").exists() and not (spec.out / "job-spec.json").exists() and any(spec.out.iterdir()):
+            raise UsageError(f"{spec.out} is not empty and is not a thresher job output; refusing to delete it")
+        shutil.rmtree(spec.out)
+    quiet = getattr(args, "quiet", False)
+    try:
+        summary = run_job(spec, log=lambda s: say(args, s), quiet=quiet, address=args.address)
+    except StageFailed as exc:
+        print(f"thresher run: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    say(args, f"done in {summary['seconds']:.1f} s")
+    print_outputs(output_paths(spec, summary))
+    return 0
+
+
+def output_paths(spec, summary: dict) -> dict[str, Path]:
+    paths: dict[str, Path] = {}
+    for stage in spec.stages:
+        if stage == "plan":
+            for label, plan in summary["plan"]["plans"].items():
+                paths[f"plan {label}"] = Path(plan["path"])
+        elif stage == "materialize":
+            for label in summary["materialize"]:
+                paths[f"materialized {label}"] = spec.stage_dir(stage) / label
+        else:
+            paths[stage] = spec.stage_dir(stage)
+    paths["summary"] = spec.out / "summary.json"
+    if spec.report:
+        paths["report"] = spec.out / "report.html"
+    return paths
+
+
+def _stage_errors() -> tuple[type[BaseException], ...]:
+    from pipeline.dedupe import DedupeError
+    from pipeline.executor import JobConflict
+    from pipeline.materialize import MaterializeError
+    from pipeline.pools import PoolError
+    from pipeline.shards import ShardError
+
+    return (DedupeError, JobConflict, MaterializeError, PoolError, ShardError, ValueError, RuntimeError, OSError)
+
+
+def run_job(spec, log: Callable[[str], None], quiet: bool = False, address: str | None = None,
+            extra: dict[str, Any] | None = None) -> dict:
+    """Run a validated spec's stages; returns the job summary (written to summary.json with report.html)."""
+    from pipeline.outputs import write_json_atomic
+
+    spec.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic({"source": spec.source, "stages": spec.stages, "sections": spec.sections, "input": spec.input,
+                       "read": spec.read, "ray": spec.ray}, spec.out / "job-spec.json")
+    address = address or spec.ray["address"]
+    summary: dict[str, Any] = {"name": spec.name, "spec": spec.source, "stages": {}, **(extra or {})}
+    t0 = time.perf_counter()
+    steps = {"score": _score, "dedupe": _dedupe, "pools": _pools, "fit": _fit, "plan": _plan,
+             "materialize": _materialize}
+    errors = _stage_errors()
+    for i, stage in enumerate(spec.stages, 1):
+        log(f"[{i}/{len(spec.stages)}] {stage}")
+        t1 = time.perf_counter()
+        try:
+            summary[stage] = steps[stage](spec, summary, log, quiet, address)
+        except errors as exc:
+            raise StageFailed(stage, str(getattr(exc, "cause", None) or exc)) from exc
+        summary["stages"][stage] = round(time.perf_counter() - t1, 2)
+        log(f"         {stage} done in {summary['stages'][stage]:.1f} s")
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    if spec.report:
+        from jobs.job_report import write_report
+
+        log(f"[report] {spec.out / 'report.html'}")
+        write_report(spec, summary)
+    write_json_atomic(summary, spec.out / "summary.json")
+    return summary
+
+
+def _read_options(spec):
+    from pipeline.reader import ReadOptions
+
+    r = spec.read
+    return ReadOptions(text_field=r["text_field"], id_field=r["id_field"], carry=tuple(r["carry"]), strict=r["strict"])
+
+
+def _score(spec, summary, log, quiet, address) -> dict:
+    from jobs.cmd_score import build_stages
+    from pipeline.executor import MapJob, run_map_job
+    from pipeline.ledger import format_counts
+
+    o = spec.sections["score"]
+    try:
+        stages = build_stages(o["scorers"], o["options"])
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    job = MapJob(input=spec.input, out_dir=spec.stage_dir("score"), stages=stages, read=_read_options(spec),
+                 part_bytes=spec.read["part_mb"] * 1024 * 1024, workers=spec.ray["workers"], address=address,
+                 quiet=quiet)
+    res = run_map_job(job)
+    for line in format_counts(res["ledger"]).splitlines():
+        log("         " + line)
+    return {"ledger": res["ledger"], "parts": res["parts"], "wall_seconds": res["wall_seconds"],
+            "stages": {k: {"rows_in": v["rows_in"], "docs_per_second": v["docs_per_second"],
+                           "fail_reasons": v["fail_reasons"]} for k, v in res["stages"].items()}}
+
+
+def _dedupe(spec, summary, log, quiet, address) -> dict:
+    from pipeline.dedupe import DedupeJob, run_dedupe
+
+    o = spec.sections["dedupe"]
+    job = DedupeJob(input=str(spec.stage_dir("score")), out_dir=spec.stage_dir("dedupe"), method=o["method"],
+                    threshold=o["threshold"], num_perm=o["num_perm"], ngram=o["ngram"], keep_by=o["keep_by"],
+                    seed=o["seed"], verify=o["verify"], workers=spec.ray["workers"], address=address, quiet=quiet)
+    res = run_dedupe(job)
+    st = res["stats"]
+    log(f"         {res['groups']} duplicate groups among {res['documents']} documents; "
+        f"{res['ledger']['duplicate']} documents marked duplicate")
+    return {"ledger": res["ledger"], "groups": res["groups"], "documents": res["documents"],
+            "group_sizes": st["group_sizes"], "params": st["params"], "wall_seconds": res["wall_seconds"]}
+
+
+def _pools(spec, summary, log, quiet, address) -> dict:
+    from pipeline.pools import PoolSpec, build_pools
+
+    o = spec.sections["pools"]
+    pspec = PoolSpec(score=o["score"], method=o["method"], edges=tuple(o["edges"]),
+                     names=tuple(o["names"]) if o["names"] else None, where=o["where"], tokens=o["tokens"],
+                     unit=o["unit"])
+    dedupe = spec.stage_dir("dedupe") if "dedupe" in spec.stages else None
+    res = build_pools(spec.stage_dir("score"), spec.stage_dir("pools"), pspec, dedupe=dedupe)
+    excluded = json.loads((spec.stage_dir("pools") / "summary.json").read_text())["excluded"]
+    for p in res["pools"]:
+        log(f"         pool {p['name']:<10} {p['documents']:>7} documents {p['unique']:>12.0f} {res['unit']} unique  "
+            f"score {p['score_low']:.3g}..{p['score_high']:.3g}")
+    return {"unit": res["unit"], "pools": res["pools"], "cuts": res["cuts"], "excluded": excluded,
+            "path": str(spec.stage_dir("pools") / "pools.json")}
+
+
+def _fit(spec, summary, log, quiet, address) -> dict:
+    import warnings
+
+    from mixtures.fitting import fit
+    from mixtures.observations import load_observations
+
+    o = spec.sections["fit"]
+    out = spec.stage_dir("fit")
+    out.mkdir(parents=True, exist_ok=True)
+    unit = summary.get("pools", {}).get("unit", "tokens")
+    if o["pilots"] is not None:
+        from jobs.demo import PILOT_COLUMNS, run_pilots
+
+        p = o["pilots"]
+        log(f"         pilot runs: n-gram LM (order {p['order']}) trained on {p['fractions']} passes of each pool, "
+            f"scored on {p['holdout']:.0%} held-out documents")
+        obs_path = run_pilots(spec.stage_dir("pools"), out, p["fractions"], holdout=p["holdout"], order=p["order"],
+                              max_docs=p["max_docs"], seed=p["seed"], address=address, quiet=quiet, log=log)
+        columns, source = PILOT_COLUMNS, "pilot proxy runs"
+    else:
+        obs_path, columns, source = Path(o["observations"]), o["columns"], "observations file"
+    obs = load_observations(obs_path, columns, unit=unit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = fit(obs, o["law"], law_options=o["options"], fixed={k: float(v) for k, v in o["fix"].items()},
+                     grid=o["grid"], max_starts=o["max_starts"], bootstrap=o["bootstrap"], seed=o["seed"],
+                     two_stage=o["two_stage"])
+    fit_path = fitted.save(out / "fit.json")
+    m = fitted.metrics
+    log(f"         law {fitted.law_name} fitted on {fitted.n_obs} observations ({source}); "
+        + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float)))
+    return {"law": fitted.law_name, "source": source, "observations": str(obs_path), "path": str(fit_path),
+            "params": fitted.params, "metrics": m, "n_obs": fitted.n_obs, "share_at_best": fitted.share_at_best,
+            "notes": fitted.notes + [str(w.message) for w in caught], "seconds": round(fitted.seconds, 2)}
+
+
+def _plan(spec, summary, log, quiet, address) -> dict:
+    import numpy as np
+
+    from mixtures.fitting import FittedLaw
+    from mixtures.planning import frontier, load_pools, plan
+
+    o = spec.sections["plan"]
+    out = spec.stage_dir("plan")
+    fitted = FittedLaw.load(summary["fit"]["path"])
+    pools, unit = load_pools(summary["pools"]["path"])
+    plans = {}
+    for b in o["budgets"]:
+        p = plan(fitted, pools, b, params=o["params"], max_epochs=o["max_epochs"], level=o["level"],
+                 fit_path=summary["fit"]["path"])
+        label = budget_label(b)
+        path = out / f"plan-{label}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(p.to_json() + "\n")
+        mix = ", ".join(f"{r['name']} {r['weight']:.0%} x{r['epochs']:.2f}" for r in p.pool_rows())
+        log(f"         budget {label:>6}: {mix}; predicted {p.predicted:.4f}")
+        plans[label] = {"budget": b, "path": str(path), "predicted": p.predicted, "label": p.label,
+                        "interval": p.interval, "pools": p.pool_rows()}
+    lo, hi = min(o["budgets"]), max(o["budgets"])
+    grid = np.geomspace(lo / 4, hi * 2, 12)
+    fr = frontier(fitted, pools, grid, params=o["params"], max_epochs=o["max_epochs"], level=o["level"],
+                  fit_path=summary["fit"]["path"])
+    (out / "frontier.json").write_text(json.dumps(fr.to_dict(), indent=1) + "\n")
+    return {"unit": unit, "plans": plans, "frontier": str(out / "frontier.json")}
+
+
+def _materialize(spec, summary, log, quiet, address) -> dict:
+    from pipeline.materialize import materialize
+
+    o = spec.sections["materialize"]
+    budgets = o["budgets"] or spec.sections["plan"]["budgets"]
+    results = {}
+    for b in budgets:
+        label = budget_label(b)
+        dest = spec.stage_dir("materialize") / label
+        if dest.exists():
+            shutil.rmtree(dest)  # cheap to redo, and the plan may have changed with the fit
+        res = materialize(summary["plan"]["plans"][label]["path"], spec.stage_dir("pools"), dest, seed=o["seed"],
+                          expand=o["expand"], workers=spec.ray["workers"], address=address, quiet=quiet)
+        log(f"         budget {label:>6}: {res['documents']} documents, {res['rows']} rows, "
+            f"{res['materialized_seen']:.0f} {res['unit']} seen -> {dest}")
+        results[label] = res
+    return results
