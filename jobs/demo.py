@@ -29,14 +29,15 @@ from jobs.demo_corpus import SPLIT, write_demo_tree
 
 PILOT_COLUMNS = "run=run,pool=pool,seen=seen,unique=unique,value=value"
 
-DEMO_QUALITY = "gopher_stop_words * 1.0 / (gopher_words + 1)"
+# Gopher's share of words with a letter: prose scores high, code listings, tables and numbers low
+DEMO_QUALITY = "gopher_alpha_words_ratio"
+DEMO_WHERE = "gopher_words >= 20 and gopher_words <= 3000"
 
 
 def demo_spec(corpus: Path, out: Path, budgets: list[float], max_docs: int | None) -> dict[str, Any]:
     """The embedded job: the same keys a user writes in a YAML spec (see jobs/examples/)."""
-    pilots: dict[str, Any] = {"fractions": [0.125, 0.25, 0.5, 1.0, 2.0], "holdout": 0.1, "order": 3}
-    if max_docs:
-        pilots["max_docs"] = max(50, max_docs // 4)
+    pilots: dict[str, Any] = {"fractions": [0.125, 0.25, 0.5, 1.0, 2.0], "holdout": 0.1, "order": 3,
+                              "max_docs": max(50, max_docs // 4) if max_docs else 2000}
     return {
         "name": "thresher-demo",
         "input": str(corpus),
@@ -44,9 +45,8 @@ def demo_spec(corpus: Path, out: Path, budgets: list[float], max_docs: int | Non
         "read": {"carry": ["source"]},
         "score": {"scorers": ["gopher_quality", "gopher_repetition", "c4"]},
         "dedupe": {"method": "minhash", "threshold": 0.8},
-        # stop-word density: prose scores high, code listings and bare signatures low
         "pools": {"score": DEMO_QUALITY, "method": "quantiles", "edges": [0.4, 0.75],
-                  "names": ["low", "mid", "high"], "where": "gopher_words >= 8", "tokens": "gopher_words"},
+                  "names": ["low", "mid", "high"], "where": DEMO_WHERE, "tokens": "gopher_words"},
         "fit": {"law": "goyal", "pilots": pilots, "grid": "small", "max_starts": 12},
         "plan": {"budgets": budgets},
         "materialize": {},
@@ -71,9 +71,10 @@ def run_demo(out: Path, log: Callable[[str], None], quiet: bool = False, address
     stats = build_corpus(texts, corpus, split=SPLIT, min_chars=1, docs_per_shard=2000)
     log(f"         {stats.documents} documents from {len(stats.sources)} sources "
         f"({', '.join(f'{k} {v}' for k, v in sorted(found.items(), key=lambda kv: -kv[1])[:6])}, ...)")
-    # Budgets in words seen, relative to the corpus: a slice, about one pass, and several passes.
+    # Budgets in words seen, relative to the corpus (about half of it ends in pools): a slice, about half
+    # the pooled words, and about two passes over them.
     words = _corpus_words(corpus)
-    budgets = [float(f"{b:.2g}") for b in (0.15 * words, 0.6 * words, 2.5 * words)]
+    budgets = [float(f"{b:.2g}") for b in (0.05 * words, 0.25 * words, 1.0 * words)]
     spec = parse_spec(demo_spec(corpus, out / "job", budgets, max_docs), source="demo")
     summary = run_job(spec, log=log, quiet=quiet, address=address,
                       extra={"corpus": {"documents": stats.documents, "sources": stats.sources, "words": words}})
