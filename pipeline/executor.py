@@ -10,8 +10,10 @@ skips parts that have a marker, and the same rows give the same bytes.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import re
 import shutil
 import sys
 import time
@@ -280,6 +282,7 @@ def run_map_job(job: MapJob) -> dict:
     parts = plan_parts(shards, job.part_bytes, job.part_rows)
     _check_manifest(job, parts)
     done = completed_keys(out)
+    done = {p.key for p in parts if p.key in done and _outputs_intact(out, p.key)}
     pending = [p for p in parts if p.key not in done]
     if job.stop_after_parts is not None:
         pending = pending[: job.stop_after_parts]
@@ -287,11 +290,59 @@ def run_map_job(job: MapJob) -> dict:
     carry = list(job.read.carry)
     t0 = time.perf_counter()
     if pending:
-        _run_pending(job, pending, meta, carry)
+        try:
+            _run_pending(job, pending, meta, carry)
+        except Exception as exc:
+            plain = plain_error(exc)
+            if plain is None:
+                raise
+            raise plain from exc
     if job.read.id_field and not any(read_marker(out, p.key) is None for p in parts):
         _mark_ids_seen_in_earlier_parts(out, parts, job.read)
     summary = summarize(out, parts, job.stages, time.perf_counter() - t0, skipped=len(parts) - len(pending))
     return summary
+
+
+def _outputs_intact(out: Path, key: str) -> bool:
+    """A marker counts only while the files it names are there with the bytes it recorded.
+
+    A part whose outputs were deleted, truncated or altered loses its marker and is redone.
+    """
+    marker = read_marker(out, key)
+    ok = marker is not None
+    if ok:
+        for name, digest in marker.get("outputs", {}).items():
+            path = safe_join(out, f"{name}/{key}.parquet")
+            if not path.exists() or file_sha256(path) != digest:
+                ok = False
+                break
+    if not ok:
+        marker_path(out, key).unlink(missing_ok=True)
+    return ok
+
+
+def plain_error(exc: BaseException) -> Exception | None:
+    """Our own error (full disk, strict-mode input, unsafe name) out of Ray's wrappers, or None.
+
+    Ray Data re-raises a task's exception as a `UserCodeException` carrying only the
+    remote traceback text, so the error is recognised by its qualified name there.
+    """
+    from pipeline.outputs import OutputWriteError
+    from pipeline.reader import MalformedInput
+    from pipeline.safety import UnsafePath
+
+    for err in (getattr(exc, "cause", None), exc):  # a Ray task error carries the original as `cause`
+        if type(err) in (OutputWriteError, MalformedInput, UnsafePath):
+            return err
+    found = re.findall(r"^pipeline\.(?:outputs|reader|safety)\.(OutputWriteError|MalformedInput|UnsafePath): (.*)$",
+                       str(exc), re.MULTILINE)
+    if not found:
+        return None
+    name, message = found[-1]
+    if name == "OutputWriteError":
+        m = re.match(r"\[Errno (\d+)\] (.*)", message)
+        return OutputWriteError(int(m.group(1)), m.group(2)) if m else OutputWriteError(errno.EIO, message)
+    return {"MalformedInput": MalformedInput, "UnsafePath": UnsafePath}[name](message)
 
 
 def _run_pending(job: MapJob, pending: list[Part], meta: list[dict], carry: list[str]) -> None:

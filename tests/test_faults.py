@@ -236,9 +236,10 @@ def test_a_real_full_disk_stops_the_job_cleanly_and_a_rerun_finishes(tmp_path, r
         make_corpus(inp, n_files=10, rows=400)
         stages = [make_scorer("gopher_quality"), make_scorer("c4")]
         job = lambda out: MapJob(input=str(inp), out_dir=out, stages=stages, quiet=True, workers=1)  # noqa: E731
-        with pytest.raises(Exception) as err:
+        with pytest.raises(OutputWriteError) as err:
             run_map_job(job(mnt / "out"))
-        assert "No space left on device" in str(err.value)
+        assert str(err.value).startswith(f"[Errno 28] cannot write {mnt.resolve() / 'out'}/")
+        assert "the disk is full" in str(err.value)
         assert assert_markers_match_files(mnt / "out") < 10
         subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
         summary = run_map_job(job(mnt / "out"))
@@ -246,4 +247,19 @@ def test_a_real_full_disk_stops_the_job_cleanly_and_a_rerun_finishes(tmp_path, r
         assert summary["content_hash"] == ref["content_hash"]
         assert tree_bytes(mnt / "out") == tree_bytes(tmp_path / "ref")
     finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
+        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)  # a worker still holds a file there
+
+
+def test_a_part_whose_outputs_were_damaged_is_redone(tmp_path, ray_session):
+    make_corpus(tmp_path / "in", n_files=4)
+    job = lambda: MapJob(input=str(tmp_path / "in"), out_dir=tmp_path / "out",  # noqa: E731
+                         stages=[make_scorer("gopher_quality")], quiet=True)
+    first = run_map_job(job())
+    before = tree_bytes(tmp_path / "out")
+    side = tmp_path / "out" / "sidecars" / "s01.jsonl.part-00000.parquet"
+    side.write_bytes(side.read_bytes()[:-100])  # truncated behind the job's back
+    (tmp_path / "out" / "malformed" / "s02.jsonl.part-00000.parquet").unlink()
+    again = run_map_job(job())
+    assert again["parts_skipped_as_complete"] == first["parts"] - 2
+    assert tree_bytes(tmp_path / "out") == before and again["content_hash"] == first["content_hash"]

@@ -140,7 +140,7 @@ def test_a_job_refuses_to_write_through_a_link_out_of_its_directory(tmp_path, ra
     out = tmp_path / "out"
     out.mkdir()
     os.symlink(outside, out / "sidecars")
-    with pytest.raises(Exception, match="outside"):
+    with pytest.raises(UnsafePath, match="outside"):
         run_map_job(MapJob(input=str(tmp_path / "in"), out_dir=out, stages=[make_scorer("c4")], quiet=True))
     assert list(outside.iterdir()) == []
     assert not list((out / "_complete").glob("*.json")) if (out / "_complete").exists() else True
