@@ -214,8 +214,8 @@ def _fit(spec, summary, log, quiet, address) -> dict:
         from jobs.demo import PILOT_COLUMNS, run_pilots
 
         p = o["pilots"]
-        log(f"         pilot runs: n-gram LM (order {p['order']}) trained on {p['fractions']} passes of each pool, "
-            f"scored on {p['holdout']:.0%} held-out documents")
+        log(f"         pilot runs: character {p['order']}-gram LM trained on {p['fractions']} passes of each pool, "
+            f"scored in bits per character on {p['holdout']:.0%} held-out documents")
         obs_path = run_pilots(spec.stage_dir("pools"), out, p["fractions"], holdout=p["holdout"], order=p["order"],
                               max_docs=p["max_docs"], seed=p["seed"], address=address, quiet=quiet, log=log)
         columns, source = PILOT_COLUMNS, "pilot proxy runs"

@@ -6,10 +6,11 @@ spec through the same runner as `thresher run`: score -> dedupe -> pools by
 quality -> a utility law fitted on pilot runs -> plans for three budgets ->
 materialize -> report.
 
-Pilot runs are real, quick proxy trainings: an n-gram language model
-(`metrics.fluency.FluencyModel`, Kneser-Ney) trained on a slice of one pool,
-whole passes repeated as a plan would repeat them, scored by its cross-entropy
-(bits per token) on documents held out from every pool. A count model gains
+Pilot runs are real, quick proxy trainings: a character n-gram language model
+(`metrics.fluency.FluencyModel`, Kneser-Ney, over characters so that every run
+shares one closed vocabulary and their cross-entropies compare) trained on a
+slice of one pool, whole passes repeated as a plan would repeat them, scored in
+bits per character on documents held out from every pool. A count model gains
 little from a repeated document, so its utility decays fast with epochs: the
 fitted half-lives show it.
 """
@@ -36,8 +37,8 @@ DEMO_WHERE = "gopher_words >= 20 and gopher_words <= 3000"
 
 def demo_spec(corpus: Path, out: Path, budgets: list[float], max_docs: int | None) -> dict[str, Any]:
     """The embedded job: the same keys a user writes in a YAML spec (see jobs/examples/)."""
-    pilots: dict[str, Any] = {"fractions": [0.125, 0.25, 0.5, 1.0, 2.0], "holdout": 0.1, "order": 3,
-                              "max_docs": max(50, max_docs // 4) if max_docs else 2000}
+    pilots: dict[str, Any] = {"fractions": [0.125, 0.25, 0.5, 1.0, 2.0], "holdout": 0.1, "order": 5,
+                              "max_docs": max(50, max_docs // 4) if max_docs else 700}
     return {
         "name": "thresher-demo",
         "input": str(corpus),
@@ -96,6 +97,11 @@ def _corpus_words(corpus: Path) -> int:
 # ---------------------------------------------------------------- pilot runs
 
 
+def as_characters(text: str) -> str:
+    """One token per character (spaces shown as U+2581), lines kept: the proxy LM's closed vocabulary."""
+    return "\n".join(" ".join(line.replace(" ", "\u2581")) for line in text.splitlines())
+
+
 def _pool_texts(pools_dir: Path, holdout: float, max_docs: int | None, seed: int) -> tuple[dict[str, pa.Table], list[str]]:
     """Per pool: id, text, tokens of its training documents; plus the held-out texts (from every pool)."""
     import xxhash
@@ -124,7 +130,7 @@ def _pool_texts(pools_dir: Path, holdout: float, max_docs: int | None, seed: int
     h = np.fromiter((xxhash.xxh64_intdigest(s.encode(), seed=seed) for s in table["id"].to_pylist()), np.uint64,
                     table.num_rows)
     held = (h % np.uint64(10_000)).astype(np.float64) < holdout * 10_000
-    heldout = table.filter(pa.array(held))["text"].to_pylist()
+    heldout = [as_characters(t) for t in table.filter(pa.array(held))["text"].to_pylist()]
     train = table.filter(pa.array(~held))
     out: dict[str, pa.Table] = {}
     for p in info["pools"]:
@@ -132,14 +138,18 @@ def _pool_texts(pools_dir: Path, holdout: float, max_docs: int | None, seed: int
         if max_docs is not None and sub.num_rows > max_docs:
             order = np.argsort(h[~held][np.asarray(pc.equal(train["pool"], p["name"]))], kind="stable")[:max_docs]
             sub = sub.take(pa.array(np.sort(order)))
-        out[p["name"]] = sub.select(["id", "text", "tokens"])
+        chars = pa.array([as_characters(t) for t in sub["text"].to_pylist()], pa.string())
+        out[p["name"]] = pa.table({"id": sub["id"], "text": chars, "tokens": sub["tokens"]})
     if max_docs is not None and len(heldout) > max_docs:
         heldout = heldout[:max_docs]
     return out, heldout
 
 
 def pilot_run(pool: str, fraction: float, docs: pa.Table, heldout: list[str], order: int, seed: int) -> dict:
-    """Train the proxy LM on `fraction` passes of a pool (whole passes repeated) and score it on held-out text."""
+    """Train the proxy LM on `fraction` passes of a pool (whole passes repeated); bits per character on held-out text.
+
+    `docs` and `heldout` hold character-tokenised text (`as_characters`); `seen` counts the pool's own unit.
+    """
     from metrics.fluency import FluencyModel
     from pipeline.materialize import repeat_counts
 
@@ -183,7 +193,7 @@ def run_pilots(pools_dir: Path, out_dir: Path, fractions: list[float], holdout: 
         r = ray.get(done[0])
         rows.append(r)
         log(f"         pilot {len(rows):>2}/{len(refs)}  {r['run']:<14} {r['seen']:>10.0f} words seen  "
-            f"{r['value']:.4f} bits/token  ({r['seconds']:.1f} s)")
+            f"{r['value']:.4f} bits/char  ({r['seconds']:.1f} s)")
     rows.sort(key=lambda r: (r["pool"], r["fraction"]))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "observations.csv"

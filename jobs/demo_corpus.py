@@ -78,7 +78,8 @@ DEBIAN_TEXT = {
     "perl-doc": ("/usr/share/perl/5*/pod/*.pod", r"(?m)^(?==head[12] )"),
     "anarchism": ("/usr/share/doc/anarchism/markdown/*.md.gz", r"(?m)^(?=#+ )"),
 }
-MAX_DEBIAN_DOCS = 4000  # per source: keeps the demo inside its time budget
+MAX_DEBIAN_DOCS = 2500  # per source: keeps the demo inside its time budget
+MAX_DEBIAN_WORDS = 300_000
 
 
 def _debian_docs(pattern: str, sep: str) -> list[tuple[str, list[str]]]:
@@ -105,15 +106,21 @@ def write_demo_tree(dest: Path, max_docs: int | None = None, debian: bool = True
     counts = write_stdlib_tree(dest)
     if debian:
         for source, (pattern, sep) in DEBIAN_TEXT.items():
-            left = MAX_DEBIAN_DOCS
+            left, words = MAX_DEBIAN_DOCS, MAX_DEBIAN_WORDS
             for name, docs in _debian_docs(pattern, sep):
-                docs = docs[:left]
+                kept = []
+                for d in docs[:left]:
+                    words -= len(d.split())
+                    if words < 0:
+                        break
+                    kept.append(d)
+                docs = kept
                 left -= len(docs)
                 target = dest / source / (name + ".txt")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(SEPARATOR.join(docs), encoding="utf-8")
                 counts[source] = counts.get(source, 0) + len(docs)
-                if left <= 0:
+                if left <= 0 or words < 0:
                     break
     if max_docs is not None:
         total = sum(counts.values())

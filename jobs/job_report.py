@@ -131,9 +131,9 @@ def _decay(report: Report, summary: dict) -> None:
     f = summary["fit"]
     fitted = FittedLaw.load(f["path"])
     pools, unit = load_pools(summary["pools"]["path"])
-    note = ("The law was fitted on pilot observations produced by this job: quick real proxy runs (an n-gram "
-            "language model trained on slices of each pool, whole passes repeated, scored by held-out cross-entropy "
-            "in bits per token)." if f["source"] == "pilot proxy runs"
+    note = ("The law was fitted on pilot observations produced by this job: quick real proxy runs (a character "
+            "n-gram language model trained on slices of each pool, whole passes repeated, scored by held-out "
+            "cross-entropy in bits per character)." if f["source"] == "pilot proxy runs"
             else f"The law was fitted on the observations in {f['observations']}.")
     report.paragraph(note)
     metric = ", ".join(f"{k} {v:.4g}" for k, v in f["metrics"].items() if isinstance(v, float))

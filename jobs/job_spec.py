@@ -132,7 +132,7 @@ SCHEMA: dict[str, dict[str, tuple[Check, Any]]] = {
             "fix": (mapping, {}), "grid": (one_of("full", "small", "none"), "small"), "max_starts": (integer(1), 16),
             "bootstrap": (integer(0), 0), "two_stage": (boolean, False), "seed": (integer(0), 0)},
     "pilots": {"fractions": (list_of(number(0.0, open_lo=True), 2), [0.125, 0.25, 0.5, 1.0, 2.0]),
-               "holdout": (number(0.0, 0.5, open_lo=True), 0.1), "order": (integer(1), 3),
+               "holdout": (number(0.0, 0.5, open_lo=True), 0.1), "order": (integer(1), 5),
                "max_docs": (optional(integer(10)), None), "seed": (integer(0), 0)},
     "plan": {"budgets": (list_of(amount), ...), "max_epochs": (optional(number(0.0, open_lo=True)), None),
              "params": (optional(amount), None), "level": (number(0.0, 1.0, open_lo=True), 0.9)},

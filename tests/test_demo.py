@@ -12,16 +12,16 @@ from jobs.cli import main
 @pytest.mark.usefixtures("ray_session")
 def test_demo_smoke_on_a_reduced_corpus(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--max-docs", "500"]) == 0
+    assert main(["demo", "--out", str(out), "--max-docs", "400"]) == 0
     printed = capsys.readouterr().out
     for label in ("[1/6] score", "[4/6] fit", "pilot 15/15", "report:", "summary:", "materialized"):
         assert label in printed  # progress throughout, output paths at the end
     summary = json.loads((out / "job" / "summary.json").read_text())
-    assert list(summary["stages"]) == ["score", "dedupe", "pools", "fit", "plan", "materialize"]
+    assert set(summary["stages"]) == {"score", "dedupe", "pools", "fit", "plan", "materialize"}
     for stage in ("score", "dedupe"):
         led = summary[stage]["ledger"]
         assert led["rows"] == sum(led[s] for s in ("kept", "dropped", "duplicate", "malformed"))
-    assert 300 <= summary["corpus"]["documents"] <= 700
+    assert 250 <= summary["corpus"]["documents"] <= 700
     pools = summary["pools"]["pools"]
     assert [p["name"] for p in pools] == ["low", "mid", "high"]
     assert pools[0]["score_high"] <= pools[1]["score_low"] and pools[1]["score_high"] <= pools[2]["score_low"]
