@@ -55,9 +55,20 @@ def count(ledger: pa.Table) -> dict:
     for state in ("dropped", "malformed"):
         sub = ledger.filter(pc.equal(status, state))
         if sub.num_rows:
-            for row in pc.value_counts(sub["reason"]).to_pylist():
+            reasons = sub["reason"] if state == "dropped" else malformed_kind(sub["reason"])
+            for row in pc.value_counts(reasons).to_pylist():
                 out[f"{state}_by_reason"][row["values"] or "unspecified"] = row["counts"]
     return out
+
+
+def malformed_kind(reasons: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Malformed reasons without their per-row details (ids, offsets, line numbers), for counting.
+
+    The ledger keeps each row's full reason; counts by kind stay a short list even
+    when a million rows are bad in a million slightly different ways.
+    """
+    kinds = pc.replace_substring_regex(reasons, r"^(duplicate id across parts|duplicate id)\b.*$", r"\1")
+    return pc.replace_substring_regex(kinds, r"(^|[\s(=:])\d+", r"\1N")
 
 
 def merge_counts(parts: Iterable[Mapping]) -> dict:

@@ -128,7 +128,7 @@ def _handle_line(line: bytes, row: int, part: Part, opts: ReadOptions, out: _Row
     try:
         record = json.loads(decoded)
     except json.JSONDecodeError as exc:
-        reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
+        reason = f"invalid JSON: {exc.msg} (column {exc.colno})"
         _fail(opts, part, row, reason)
         out.bad(row, default_id, reason, line)
         return

@@ -120,6 +120,9 @@ def test_job_finishes_and_every_bad_row_is_in_ledger_and_quarantine(broken_job):
     assert summary["rows_read"] == kept + bad
     assert summary["ledger"]["kept"] == kept and summary["ledger"]["malformed"] == bad
     assert sum(summary["ledger"][s] for s in STATUSES) == summary["rows_read"]
+    kinds = summary["ledger"]["malformed_by_reason"]
+    assert sum(kinds.values()) == bad and kinds["invalid UTF-8 at byte N"] == 2
+    assert not any(ch.isdigit() for k in kinds for ch in k.lower().replace("utf-8", "").replace("int64", "")), kinds
     ledger = read_ledger(out)
     assert ledger.num_rows == summary["rows_read"]
     assert len(set(ledger["id"].to_pylist())) == ledger.num_rows
@@ -216,6 +219,8 @@ def test_duplicate_ids_within_and_across_shards_are_malformed(tmp_path, ray_sess
     assert reasons[0].startswith("duplicate id 'x' (first at row 0)")
     assert reasons[1] == "duplicate id across parts: 'y' (first in a.jsonl)"
     assert "id field 'id' missing" in reasons[2]
+    assert summary["ledger"]["malformed_by_reason"] == {  # counted by kind, without per-row details
+        "duplicate id": 1, "duplicate id across parts": 1, "id field 'id' missing or not a string/number": 1}
     side = pads.dataset(tmp_path / "out" / "sidecars", format="parquet").to_table()
     assert sorted(side["id"].to_pylist()) == ["x", "y", "z"]
     q = pads.dataset(tmp_path / "out" / "malformed", format="parquet").to_table()
