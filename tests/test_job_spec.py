@@ -113,3 +113,12 @@ def test_rayjob_manifest_runs_thresher():
     job = next(d for d in docs if d and d.get("kind") == "RayJob")
     assert "thresher run" in job["spec"]["entrypoint"]
     assert job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"]
+
+
+def test_a_failing_stage_exits_1_and_names_the_stage(tmp_path, capsys):
+    (tmp_path / "runs.csv").write_text("run,seen,value\nr1,100,2.5\n")  # no `unique` column
+    spec = tmp_path / "job.yaml"
+    spec.write_text(yaml.safe_dump({"out": "out", "fit": {"observations": "runs.csv"}, "report": False}))
+    assert main(["run", str(spec), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "stage fit failed" in err and "runs.csv" in err and "unique" in err
