@@ -203,7 +203,7 @@ def evaluate_spec(spec: Spec, out: Path, args: argparse.Namespace | None = None)
         ot_settings = {k: spec.ot[k] for k in ("solver", "reg", "max_points", "n_boot")}
         ot_settings["label_cost"] = spec.ot["label_cost"] if use_labels else None
         ot_sets = {
-            "owned": reduce_set(owned_x, owned.labels if use_labels else None, mp, spec.seed, "owned"),
+            "owned": EmbeddingSet(owned_x, labels=owned.labels if use_labels else None, name="owned"),
             "target": reduce_set(target_x, target.labels if use_labels else None, mp, spec.seed, "target"),
             "vendors": {n: EmbeddingSet(vendor_x[n], labels=samples[n].labels if use_labels else None, name=n)
                         for n in samples},

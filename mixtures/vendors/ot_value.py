@@ -31,6 +31,11 @@ def reduce_set(x: np.ndarray, labels: np.ndarray | None, max_points: int, seed: 
     return EmbeddingSet(cx, labels=cl, weights=cw, name=name)
 
 
+def _subset(s: EmbeddingSet, idx: np.ndarray, weights: np.ndarray | None, name: str) -> EmbeddingSet:
+    w = None if weights is None else weights[idx]
+    return EmbeddingSet(s.x[idx], labels=None if s.labels is None else s.labels[idx], weights=w, name=name)
+
+
 def ot_value(
     owned: EmbeddingSet,
     vendor: EmbeddingSet,
@@ -44,33 +49,34 @@ def ot_value(
     max_points: int = 500,
     seed: int = 0,
 ) -> OTValue:
-    """OT improvement at each vendor share, with bootstrap replicates over vendor rows.
+    """OT improvement at each vendor share, with bootstrap replicates.
 
-    Owned and target sets should already be small (see `reduce_set`); the vendor sample is
-    subsampled to max_points rows so every replicate re-solves a small problem.
+    Owned and vendor rows enter as raw samples of the same size (at most max_points): in high
+    dimension the OT between two samples of one distribution is dominated by sampling noise,
+    so a coreset or a larger sample on one side would look closer to the target than raw rows
+    on the other for no real reason. Every replicate draws a fresh owned subsample and a
+    bootstrap of the vendor rows. The target (common to both sides) may be a coreset.
     """
     shares = np.clip(np.asarray(shares, dtype=np.float64), 0.0, 1.0)
     rng = np.random.default_rng(seed)
-    vx, vl = vendor.x, vendor.labels
-    if vx.shape[0] > max_points:
-        keep = np.sort(rng.choice(vx.shape[0], max_points, replace=False))
-        vx, vl = vx[keep], None if vl is None else vl[keep]
-    use_labels = label_cost if (owned.labels is not None and vl is not None and target.labels is not None) else None
+    n = int(min(max_points, vendor.size, owned.size))
+    use_labels = label_cost if (owned.labels is not None and vendor.labels is not None and target.labels is not None) else None
 
-    def deltas(weights: np.ndarray | None) -> tuple[np.ndarray, float]:
-        keep = np.ones(vx.shape[0], bool) if weights is None else weights > 0
-        v = EmbeddingSet(vx[keep], labels=None if vl is None else vl[keep],
-                         weights=None if weights is None else weights[keep], name="vendor")
-        mot = MixtureOT([owned, v], target, solver=solver, reg=reg, label_cost=use_labels,
-                        max_per_pool=max(max_points, owned.size, v.size), max_target=max(max_points, target.size),
-                        seed=seed)
+    def deltas(own: EmbeddingSet, ven: EmbeddingSet) -> tuple[np.ndarray, float]:
+        mot = MixtureOT([own, ven], target, solver=solver, reg=reg, label_cost=use_labels,
+                        max_per_pool=max(own.size, ven.size), max_target=max(max_points, target.size), seed=seed)
         base = mot.value(np.array([1.0, 0.0]))
         vals = np.array([mot.value(np.array([1.0 - r, r])) for r in shares])
         return base - vals, base
 
-    delta, base = deltas(None)
+    own0 = _subset(owned, np.sort(rng.choice(owned.size, n, replace=False)), None, "owned")
+    ven0 = _subset(vendor, np.sort(rng.choice(vendor.size, n, replace=False)), None, "vendor")
+    delta, base = deltas(own0, ven0)
     boot = np.empty((n_boot, shares.size))
-    n = vx.shape[0]
     for b in range(n_boot):
-        boot[b] = deltas(rng.multinomial(n, np.full(n, 1.0 / n)).astype(np.float64))[0]
+        own_b = _subset(owned, np.sort(rng.choice(owned.size, n, replace=False)), None, "owned")
+        pick = rng.choice(vendor.size, n, replace=True)
+        counts = np.bincount(pick, minlength=vendor.size).astype(np.float64)
+        keep = np.flatnonzero(counts > 0)
+        boot[b] = deltas(own_b, _subset(vendor, keep, counts, "vendor"))[0]
     return OTValue(shares, delta, boot, float(base))
