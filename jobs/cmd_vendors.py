@@ -42,18 +42,34 @@ report.html and quarantine/VENDOR.jsonl for rows set aside.
 
 
 class NgramProxy:
-    """Minus bits per token on the target texts of an n-gram LM trained on a run's texts."""
+    """Minus bits per token on the target texts of an n-gram LM trained on a run's texts.
+
+    Training words outside the target's vocabulary become one placeholder word first. Without
+    that, text full of one-off words (gibberish) raises the LM's unknown-word probability and
+    so "helps" on target words the owned data lacks; with it, such text only dilutes the model.
+    """
 
     metric = "neg_bits_per_token"
+    placeholder = "oovplaceholder"
 
     def __init__(self, target_texts: Sequence[str], *, order: int = 3, min_count: int = 2) -> None:
+        from metrics.fluency import tokenize_lines
+
         self.target_texts = list(target_texts)
         self.order, self.min_count = int(order), int(min_count)
+        self.vocab = {tok for t in self.target_texts for line in tokenize_lines(t) for tok in line}
+        self.vocab.discard(self.placeholder)
+
+    def _map(self, text: str) -> str:
+        from metrics.fluency import tokenize_lines
+
+        vocab, ph = self.vocab, self.placeholder
+        return "\n".join(" ".join(tok if tok in vocab else ph for tok in line) for line in tokenize_lines(text))
 
     def score(self, train: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         from metrics.fluency import FluencyModel
 
-        lm = FluencyModel(order=self.order, min_count=self.min_count).fit(str(t) for t in train)
+        lm = FluencyModel(order=self.order, min_count=self.min_count).fit(self._map(str(t)) for t in train)
         log10p, tokens = lm.log10_prob(self.target_texts)
         return log10p * np.log2(10.0), tokens.astype(np.float64)
 

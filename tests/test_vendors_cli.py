@@ -154,3 +154,44 @@ def test_pilot_csv_proxy(tmp_path):
     assert by["comp"]["decision"] == "buy" and by["junk"]["decision"] == "skip"
     assert by["dup"]["decision"] != "buy"
     assert result["purchase"]["total_cost"] <= 1500
+
+
+def _sentences(rng, words, n, length=12):
+    return [" ".join(rng.choice(words, length)) + "." for _ in range(n)]
+
+
+def test_unlabelled_text_with_ngram_proxy(tmp_path):
+    rng = np.random.default_rng(5)
+    cooking = "the cook stirs soup with salt and pepper in a hot pan then bakes bread".split()
+    sailing = "the sailor trims the sail and steers the boat across the windy harbour at dawn".split()
+    owned = _sentences(rng, cooking, 300)
+    target = _sentences(rng, cooking, 100) + _sentences(rng, sailing, 100)
+    vendors = {
+        "sailing": _sentences(rng, sailing, 200),
+        "copies": [owned[i] for i in rng.choice(300, 200, replace=False)],
+        "gibberish": [" ".join("".join(rng.choice(list("qxzjkvw"), 6)) for _ in range(12)) for _ in range(200)],
+    }
+
+    def dump(name, texts):
+        with (tmp_path / name).open("w") as fh:
+            for t in texts:
+                fh.write(json.dumps({"text": t}) + "\n")
+
+    dump("owned.jsonl", owned)
+    dump("target.jsonl", target)
+    for name, texts in vendors.items():
+        dump(f"{name}.jsonl", texts)
+    spec = _spec(
+        owned=[{"name": "mine", "path": "owned.jsonl"}], target={"path": "target.jsonl"},
+        proxy={"kind": "ngram", "repeats": 2}, budget=100,
+        vendors=[{"name": n, "sample": f"{n}.jsonl", "available": 1000, "price": {"unit": "token", "amount": 0.005}}
+                 for n in vendors],
+        ot={"max_points": 100, "n_boot": 3})
+    result = evaluate_spec(load_spec(_save(tmp_path, spec)), tmp_path / "out")
+    by = {v["name"]: v for v in result["vendors"]}
+    assert result["metric"] == "neg_bits_per_token"
+    assert by["sailing"]["decision"] == "buy" and by["sailing"]["gain"]["low"] > 0
+    assert by["copies"]["duplicate_fraction"] == 1.0 and by["copies"]["decision"] == "skip"
+    assert by["gibberish"]["decision"] == "skip"
+    assert by["sailing"]["price"]["tokens_per_row"] == pytest.approx(12.0)
+    assert result["purchase"]["total_cost"] <= 100
