@@ -238,6 +238,8 @@ def evaluate_spec(spec: Spec, out: Path, args: argparse.Namespace | None = None)
     result = ev.result_.to_dict()
     result["spec"] = {"name": spec.name, "file": spec.path.name, "currency": spec.currency, "proxy": proxy_kind,
                       "owned_rows": len(owned), "target_rows": len(target)}
+    if spec.repetition is not None:
+        _add_repetition(spec, result, offers)
     for v, offer in zip(result["vendors"], offers):
         rows = samples[v["name"]]
         v["revealed"] = len(rows)
@@ -248,6 +250,28 @@ def evaluate_spec(spec: Spec, out: Path, args: argparse.Namespace | None = None)
         v["limit"] = offer.limit
         v["price"] = offer.price.to_dict()
     return result
+
+
+def _add_repetition(spec: Spec, result: dict[str, Any], offers: list) -> None:
+    """Utility-law value of each vendor at its evaluated quantity, for a run that repeats data."""
+    from mixtures.fitting import FittedLaw
+    from mixtures.planning import load_pools
+    from mixtures.vendors.repetition import repetition_value
+
+    rep = spec.repetition
+    try:
+        fitted = FittedLaw.load(rep["fit"])
+        pools, unit = load_pools(rep["pools"])
+    except (ValueError, OSError, KeyError) as exc:
+        raise UsageError(f"repetition: {exc}") from None
+    for v, offer in zip(result["vendors"], offers):
+        q = v["evaluated_quantity"] * (1.0 - v["duplicate_fraction"])
+        unique = q * offer.price.tokens_per_row if unit == "tokens" and offer.price.unit == "token" else q
+        try:
+            v["repetition"] = repetition_value(fitted, pools, v["name"], unique, rep["budget"], params=rep["params"],
+                                               level=spec.level)
+        except ValueError as exc:
+            raise UsageError(f"repetition, vendor {v['name']}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

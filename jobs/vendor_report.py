@@ -110,6 +110,17 @@ def write_reports(out: Path, result: dict[str, Any]) -> dict[str, Path]:
         rep.paragraph("How much closer (optimal-transport distance to the target) the training set gets at the "
                       "evaluated quantity; positive is closer. It needs no training run.", note=True)
         rep.table(ot_rows)
+    rep_rows = [{"vendor": v["name"], "loss reduction": v["repetition"].get("gain"),
+                 "interval": None if not v["repetition"].get("interval") else
+                 "{:+.4g} to {:+.4g}".format(*v["repetition"]["interval"]),
+                 "vendor weight": v["repetition"].get("vendor_weight"), "vendor epochs": v["repetition"].get("vendor_epochs"),
+                 "note": v["repetition"].get("note")}
+                for v in result["vendors"] if v.get("repetition")]
+    if rep_rows:
+        rep.heading("With repetition (utility law)")
+        rep.paragraph("Predicted loss reduction from the utility law when the training budget repeats data; "
+                      "positive is better.", note=True)
+        rep.table(rep_rows)
     rep.heading("Pilot runs")
     rep.table([{"vendor": v["name"], "pilot levels (novel rows)": ", ".join(f"{x:.0f}" for x in v["pilots"]["levels"]),
                 "measured gains": ", ".join(f"{x:+.4f}" for x in v["pilots"]["level_gains"])} for v in result["vendors"]])

@@ -27,7 +27,8 @@ DATA_SUFFIXES = (".jsonl", ".npz", ".npy")
 MAX_LINE_BYTES = 1_000_000
 
 _TOP = {"name", "budget", "currency", "min_gain", "level", "seed", "owned", "target", "proxy", "vendors", "ot",
-        "limits", "evaluation", "text"}
+        "limits", "evaluation", "text", "repetition"}
+_REPEAT = {"fit", "pools", "budget", "params"}
 _POOL = {"name", "path"}
 _TARGET = {"path"}
 _PROXY = {"kind", "model", "path", "goal", "order", "repeats", "fractions", "max_train"}
@@ -71,6 +72,7 @@ class Spec:
     max_rows: int
     evaluation: dict[str, Any]
     text: dict[str, Any] = field(default_factory=dict)
+    repetition: dict[str, Any] | None = None
 
 
 def _err(path: Path, key: str, msg: str) -> SpecError:
@@ -279,8 +281,30 @@ def load_spec(path: str | Path) -> Spec:
     for k in ("field", "label_field", "embedding_field"):
         if not isinstance(text[k], str) or not text[k]:
             raise _err(path, f"text.{k}", f"expected a field name, got {text[k]!r}")
+    repetition = None
+    if spec.get("repetition") is not None:
+        rp = _mapping(path, "repetition", spec["repetition"], _REPEAT)
+        for req in ("fit", "pools", "budget"):
+            if req not in rp:
+                raise _err(path, f"repetition.{req}", "missing (required)")
+        repetition = {
+            "fit": _json_file(path, "repetition.fit", rp["fit"]),
+            "pools": _json_file(path, "repetition.pools", rp["pools"]),
+            "budget": _number(path, "repetition.budget", rp["budget"], lo=0, lo_open=True),
+            "params": None if rp.get("params") is None else _number(path, "repetition.params", rp["params"], lo=0,
+                                                                     lo_open=True),
+        }
     return Spec(path, name, budget, currency, min_gain, level, seed, owned, target, proxy, vendors, ot,
-                int(max_mb * 1024 * 1024), max_rows, evaluation, text)
+                int(max_mb * 1024 * 1024), max_rows, evaluation, text, repetition)
+
+
+def _json_file(path: Path, key: str, value: Any) -> Path:
+    if not isinstance(value, str) or not value.endswith(".json"):
+        raise _err(path, key, f"expected a .json file path, got {value!r}")
+    p = Path(value) if Path(value).is_absolute() else path.parent / value
+    if not p.is_file():
+        raise _err(path, key, f"no such file: {p}")
+    return p
 
 
 # ---- data files --------------------------------------------------------------------------------
