@@ -1,0 +1,267 @@
+"""OT mixer on real data: Fashion-MNIST class-skewed sources, and a replay of RegMix's 1M-model tables.
+
+Part 1 (projektor's experiment, on Fashion-MNIST instead of CIFAR-10). Three sources, each
+concentrated on a group of classes ({0-3}, {4-6}, {7-9}); a proxy model (logistic regression on
+PCA features) is trained on mixtures drawn from the sources at three pilot sizes and one large
+size. Each source reveals a few hundred pilot samples; OT is the debiased Sinkhorn divergence
+between the weighted pilot samples and a labelled validation set (OTDD-style Gaussian label
+cost). Reported: corr(OT, accuracy); error on held-out random mixtures and on a leave-region-out
+split against the seed noise; the size projection against reusing the largest pilot's accuracy;
+and the true accuracy of the chosen mixture against the best mixture on the grid.
+
+Part 2 (RegMix replay). Fit every form on the 512 training mixtures, predict the 256 test
+mixtures' Pile-CC loss, report Spearman's rho. Needs ../shared/data/regmix (skipped if absent).
+
+Part 3. Solver timings (value and gradient) at two problem sizes.
+
+Run: python -m benchmarks.bench_mixer [--quick]
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+from scipy.stats import pearsonr, spearmanr  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from benchmarks.common import peak_rss_mb, reference_data_dir, require_fashion_mnist  # noqa: E402
+from mixtures.optimize import optimize_mixture  # noqa: E402
+from mixtures.performance import PerformanceModel  # noqa: E402
+from mixtures.transport import EmbeddingSet, MixtureOT  # noqa: E402
+
+GROUPS = ([0, 1, 2, 3], [4, 5, 6], [7, 8, 9])
+CONCENTRATION = 0.9  # share of a source's samples drawn from its own class group
+PCA_DIM = 32
+REVEALED = 300  # pilot samples each source reveals for OT
+TARGET_SIZE = 1000  # labelled validation set the OT is measured against
+EVAL_SIZE = 5000
+FORMS_P1 = ("linear_ot", "pq_ot", "p_linear", "p_quadratic", "mixing_law", "gbm")
+
+
+# ---- data ------------------------------------------------------------------------------------
+def build_sources(rng: np.random.Generator):
+    xtr, ytr, xte, yte = require_fashion_mnist()
+    pca = PCA(PCA_DIM, random_state=0).fit(xtr[rng.choice(len(xtr), 10000, replace=False)])
+    ftr = pca.transform(xtr)
+    fte = pca.transform(xte)
+    scale = ftr.std()
+    ftr, fte = ftr / scale, fte / scale
+    # Split the training set into three disjoint class-skewed reservoirs.
+    by_class = {c: list(rng.permutation(np.flatnonzero(ytr == c))) for c in range(10)}
+    per_source = 15000
+    reservoirs = []
+    for group in GROUPS:
+        others = [c for c in range(10) if c not in group]
+        n_in = int(round(CONCENTRATION * per_source))
+        picks = []
+        for cls, count in list(zip(group, np.full(len(group), n_in // len(group)))) + list(
+            zip(others, np.full(len(others), (per_source - n_in) // len(others)))
+        ):
+            take = min(int(count), len(by_class[cls]))
+            picks.extend(by_class[cls][:take])
+            del by_class[cls][:take]
+        reservoirs.append(np.array(picks))
+    test_perm = rng.permutation(len(yte))
+    target_idx = test_perm[:TARGET_SIZE]
+    eval_idx = test_perm[TARGET_SIZE : TARGET_SIZE + EVAL_SIZE]
+    return ftr, ytr, fte, yte, reservoirs, target_idx, eval_idx
+
+
+def counts_for(p: np.ndarray, n: int) -> np.ndarray:
+    raw = p * n
+    c = np.floor(raw).astype(int)
+    c[np.argsort(-(raw - c))[: n - c.sum()]] += 1
+    return c
+
+
+def train_accuracy(p, n, seed, data) -> float:
+    ftr, ytr, fte, yte, reservoirs, _, eval_idx = data
+    rng = np.random.default_rng(seed * 1_000_003 + n)
+    idx = np.concatenate([rng.choice(res, size=c, replace=False) for res, c in zip(reservoirs, counts_for(p, n)) if c])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = LogisticRegression(max_iter=200, C=1.0).fit(ftr[idx], ytr[idx])
+    return float(np.mean(clf.predict(fte[eval_idx]) == yte[eval_idx]))
+
+
+def simplex_grid(step: int) -> np.ndarray:
+    return np.array([[i, j, step - i - j] for i in range(step + 1) for j in range(step + 1 - i)], float) / step
+
+
+# ---- part 1 ----------------------------------------------------------------------------------
+def part_fashion(quick: bool) -> None:
+    print("== Part 1: Fashion-MNIST, 3 class-skewed sources, logistic regression on PCA-32 ==")
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    data = build_sources(rng)
+    ftr, ytr, fte, yte, reservoirs, target_idx, _ = data
+    pilot_sizes = (200, 400, 800)
+    big = 3200
+    seeds = (0, 1, 2)
+    grid = simplex_grid(5 if quick else 10)
+    pools = []
+    for k, res in enumerate(reservoirs):
+        shown = np.random.default_rng(100 + k).choice(res, size=REVEALED, replace=False)
+        pools.append(EmbeddingSet(ftr[shown], labels=ytr[shown], name=f"source{k}"))
+    target = EmbeddingSet(fte[target_idx], labels=yte[target_idx], name="validation")
+    t_ot = time.perf_counter()
+    ot_fn = MixtureOT(pools, target, solver="sinkhorn", reg=0.05, label_cost="gaussian")
+    ot_grid = ot_fn.values(grid)
+    t_ot = time.perf_counter() - t_ot
+    print(f"OT: {ot_fn.n_points[0]} pilot points vs {ot_fn.n_points[1]} validation points, "
+          f"{len(grid)} mixtures in {t_ot:.1f}s (eps={ot_fn.epsilon:.3g})")
+
+    acc: dict[int, np.ndarray] = {}
+    t_train = time.perf_counter()
+    for n in (*pilot_sizes, big):
+        acc[n] = np.array([[train_accuracy(p, n, s, data) for s in seeds] for p in grid])
+    t_train = time.perf_counter() - t_train
+    print(f"trained {len(grid) * len(seeds) * (len(pilot_sizes) + 1)} proxy models in {t_train:.0f}s")
+
+    print("\nsize   corr(OT, acc)   seed SD (pts)   acc range (pts)")
+    noise = {}
+    for n in (*pilot_sizes, big):
+        mean = acc[n].mean(axis=1)
+        noise[n] = float(np.sqrt(np.mean(acc[n].var(axis=1, ddof=1)))) * 100
+        print(f"{n:>5}   {pearsonr(ot_grid, mean)[0]:+.3f}          {noise[n]:.2f}            "
+              f"{mean.min() * 100:.1f}-{mean.max() * 100:.1f}")
+
+    def fit_rows(form, rows, sizes):
+        w = np.vstack([grid[rows] for _ in sizes])
+        y = np.concatenate([acc[n][rows].mean(axis=1) for n in sizes])
+        o = np.concatenate([ot_grid[rows] for _ in sizes])
+        sz = np.concatenate([np.full(rows.sum() if rows.dtype == bool else len(rows), float(n)) for n in sizes])
+        return PerformanceModel(form, ot=ot_fn, goal="max", n_boot=0).fit(
+            w, y, sizes=sz if len(sizes) > 1 else None, ot_values=o
+        )
+
+    # Held-out random mixtures and leave-region-out, at the largest pilot size.
+    n_ref = pilot_sizes[-1]
+    truth = acc[n_ref].mean(axis=1)
+    split_rng = np.random.default_rng(7)
+    region = grid[:, 1] >= 0.5
+    print(f"\nstage-1 error at N={n_ref} (MAE, accuracy points; seed SD {noise[n_ref]:.2f}, 2x = {2 * noise[n_ref]:.2f})")
+    print("form          random 50% (5 splits)   leave-region-out (train p2<0.5 -> test p2>=0.5)")
+    splits = [split_rng.permutation(len(grid)) for _ in range(5)]
+    for form in FORMS_P1:
+        errs = []
+        for perm in splits:
+            tr = np.zeros(len(grid), bool)
+            tr[perm[: len(grid) // 2]] = True
+            model = fit_rows(form, tr, [n_ref])
+            errs.append(np.mean(np.abs(model.predict(grid[~tr], ot_values=ot_grid[~tr]) - truth[~tr])))
+        model = fit_rows(form, ~region, [n_ref])
+        lro = np.mean(np.abs(model.predict(grid[region], ot_values=ot_grid[region]) - truth[region]))
+        print(f"{form:<13} {np.mean(errs) * 100:6.2f}                  {lro * 100:6.2f}")
+
+    # Size projection to N=big.
+    truth_big = acc[big].mean(axis=1)
+    all_rows = np.ones(len(grid), bool)
+    print(f"\nsize projection to N={big} (MAE, points; seed SD at {big}: {noise[big]:.2f}, 2x = {2 * noise[big]:.2f})")
+    naive = np.mean(np.abs(acc[pilot_sizes[-1]].mean(axis=1) - truth_big)) * 100
+    print(f"reuse N={pilot_sizes[-1]} accuracy            {naive:6.2f}")
+    for form in ("linear_ot", "pq_ot", "p_quadratic"):
+        two = fit_rows(form, all_rows, pilot_sizes[-2:])
+        three = fit_rows(form, all_rows, pilot_sizes)
+        e2 = np.mean(np.abs(two.predict(grid, big, ot_values=ot_grid) - truth_big)) * 100
+        e3 = np.mean(np.abs(three.predict(grid, big, ot_values=ot_grid) - truth_big)) * 100
+        print(f"{form:<13} log, N={pilot_sizes[-2]},{pilot_sizes[-1]}: {e2:6.2f}   power, N={','.join(map(str, pilot_sizes))}: {e3:6.2f}"
+              f"  (alpha={three.size_alpha_:.2f})")
+
+    # Choose a mixture for N=big from the pilots and train on it for real.
+    print(f"\nchosen mixture at N={big} (accuracy, %, mean of seeds)")
+    best_i = int(np.argmax(truth_big))
+    print(f"grid best        p={np.round(grid[best_i], 2)}  {truth_big[best_i] * 100:.2f}")
+    check_seeds = (10, 11, 12, 13, 14)
+    for form, sizes in (("linear_ot", pilot_sizes), ("linear_ot", pilot_sizes[-2:]), ("pq_ot", pilot_sizes), ("gbm", pilot_sizes)):
+        w = np.vstack([grid for _ in sizes])
+        y = np.concatenate([acc[n].mean(axis=1) for n in sizes])
+        sz = np.concatenate([np.full(len(grid), float(n)) for n in sizes])
+        model = PerformanceModel(form, ot=ot_fn, goal="max", n_boot=50).fit(w, y, sizes=sz, ot_values=np.tile(ot_grid, len(sizes)))
+        t = time.perf_counter()
+        choice = optimize_mixture(model, big, starts=4)
+        t = time.perf_counter() - t
+        true = np.mean([train_accuracy(choice.weights, big, s, data) for s in check_seeds])
+        gridbest_fresh = np.mean([train_accuracy(grid[best_i], big, s, data) for s in check_seeds])
+        print(f"{form:<9} {len(sizes)} sizes p={np.round(choice.weights, 3)}  predicted {choice.predicted * 100:.2f} "
+              f"[{choice.lower * 100:.2f}, {choice.upper * 100:.2f}]  true {true * 100:.2f}  "
+              f"(grid best on the same fresh seeds {gridbest_fresh * 100:.2f}; gap {(gridbest_fresh - true) * 100:+.2f}; {t:.1f}s)")
+    print(f"part 1 took {time.perf_counter() - t0:.0f}s")
+
+
+# ---- part 2 ----------------------------------------------------------------------------------
+def part_regmix() -> None:
+    print("\n== Part 2: RegMix replay, 1M-parameter models, Pile-CC validation loss ==")
+    root = reference_data_dir()
+    if root is None or not (root / "regmix" / "train_mixture_1m.csv").exists():
+        print("skipped: ../shared/data/regmix not found (set THRESHER_REFERENCE_DATA)")
+        return
+    from mixtures.mixture_observations import read_regmix
+
+    col = "metric/the_pile_pile_cc_val_loss"
+    train, test = read_regmix(root / "regmix", "train"), read_regmix(root / "regmix", "test")
+    y = test.value(col)
+    print("form              Spearman   Pearson   MAE      fit s   gradient")
+    for form in ("p_linear", "p_quadratic", "mixing_law", "mixing_law_log", "gbm"):
+        t = time.perf_counter()
+        model = PerformanceModel(form, n_boot=0).fit(train, col)
+        t = time.perf_counter() - t
+        pred = model.predict(test.weights)
+        print(f"{form:<17} {spearmanr(pred, y)[0]:.4f}     {pearsonr(pred, y)[0]:.4f}    {np.mean(np.abs(pred - y)):.4f}   "
+              f"{t:5.1f}   {'yes' if model.has_gradient else 'no'}")
+    model = PerformanceModel("mixing_law_log", n_boot=30).fit(train, col)
+    t = time.perf_counter()
+    choice = optimize_mixture(model)
+    t = time.perf_counter() - t
+    top = sorted(zip(train.pools, choice.weights), key=lambda kv: -kv[1])[:4]
+    best_train = float(train.value(col).min())
+    print(f"optimised mixing_law_log mixture ({t:.1f}s): predicted Pile-CC loss {choice.predicted:.3f} "
+          f"[{choice.lower:.3f}, {choice.upper:.3f}] vs best training mixture {best_train:.3f}; top weights "
+          + ", ".join(f"{k}={v:.2f}" for k, v in top))
+
+
+# ---- part 3 ----------------------------------------------------------------------------------
+def part_solvers() -> None:
+    print("\n== Part 3: solver time for value + gradient (3 pools, PCA-32 features, labels) ==")
+    rng = np.random.default_rng(3)
+    ftr, ytr, fte, yte, reservoirs, target_idx, _ = build_sources(rng)
+    print("points/pool  target   sinkhorn   exact    sliced(200)")
+    for per_pool, tgt in ((300, 1000), (1000, 3000)):
+        pools = [EmbeddingSet(ftr[r[:per_pool]], labels=ytr[r[:per_pool]]) for r in reservoirs]
+        target = EmbeddingSet(fte[:tgt], labels=yte[:tgt])
+        row = []
+        for solver in ("sinkhorn", "exact", "sliced"):
+            t = time.perf_counter()
+            m = MixtureOT(pools, target, solver=solver, label_cost="onehot", max_per_pool=5000, max_target=5000)
+            m.value_and_grad(np.array([0.2, 0.3, 0.5]))
+            row.append(time.perf_counter() - t)
+        print(f"{per_pool:>11}  {tgt:>6}   {row[0]:7.2f}s  {row[1]:6.2f}s  {row[2]:6.2f}s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="coarser grid (21 mixtures) for a fast smoke run")
+    ap.add_argument("--part", type=int, choices=(1, 2, 3), action="append", help="run only these parts")
+    args = ap.parse_args()
+    parts = args.part or [1, 2, 3]
+    t = time.perf_counter()
+    if 1 in parts:
+        part_fashion(args.quick)
+    if 2 in parts:
+        part_regmix()
+    if 3 in parts:
+        part_solvers()
+    print(f"\ntotal {time.perf_counter() - t:.0f}s, peak RSS {peak_rss_mb():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
