@@ -8,6 +8,10 @@ import pytest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+# Tests share 2 cores with Ray's workers: spinning BLAS/OpenMP thread pools on top of them
+# make scikit-learn and numpy fits orders of magnitude slower, so each process gets one thread.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 
 @pytest.fixture(scope="session")
