@@ -86,7 +86,11 @@ def write_reports(out: Path, result: dict[str, Any]) -> dict[str, Path]:
     pg = purchase["predicted_gain"]
     rep.paragraph(f"Spend {purchase['total_cost']:.2f} {cur} of {result['budget']} {cur}: predicted change in "
                   f"{result['metric']} {pg['mean']:+.4g} ({result['level']:.0%} interval {pg['low']:+.4g} to "
-                  f"{pg['high']:+.4g}).")
+                  f"{pg['high']:+.4g}), the sum of the per-vendor gains.")
+    jc = purchase.get("joint_check")
+    if jc:
+        rep.paragraph(f"Joint pilot of the whole purchase (catches vendors that overlap): {jc['mean']:+.4g} "
+                      f"({result['level']:.0%} interval {jc['low']:+.4g} to {jc['high']:+.4g}).")
     rep.table([{"vendor": v["name"], "decision": v["decision"], "rows": v["quantity"], f"cost {cur}".strip(): v["cost"],
                 "gain": v["gain"]["mean"], "low": v["gain"]["low"], "high": v["gain"]["high"],
                 "P(helps)": v["gain"]["p_helps"], "gain per money": v["gain_per_money"],

@@ -171,3 +171,21 @@ def test_budget_and_quantity_limits_always_hold(seed, budget, n_vendors):
         assert v.cost == pytest.approx(float(offer.price.cost(v.quantity)))
         assert (v.quantity > 0) == (v.decision == "buy")
     assert sum(v.cost for v in result.vendors) == pytest.approx(result.total_cost)
+
+
+def test_joint_check_sees_overlapping_vendors():
+    owned, target, samples = _world()
+    rng = np.random.default_rng(9)
+    # two vendors selling the same missing classes: each alone helps, together not twice as much
+    twin = {"a": samples["complementary"], "b": (samples["complementary"][0] + rng.normal(0, 0.05, (200, D)),
+                                                  samples["complementary"][1])}
+    offers = [VendorOffer(n, 200, 2000, PriceSchedule.flat(1.0)) for n in twin]
+    ev = AcquisitionEvaluator(budget=4000, n_boot=100, repeats=2).fit(
+        ClassifierProxy(*target), owned, offers, twin)
+    res = ev.result_
+    assert all(v.decision == "buy" for v in res.vendors)
+    assert res.joint_check is not None and res.total_cost <= 4000
+    single = max(v.gain.mean for v in res.vendors)
+    assert res.joint_check.mean < 0.75 * res.total_gain.mean
+    assert res.joint_check.mean == pytest.approx(single, abs=0.05)
+    assert any("overlap" in n for n in res.notes)

@@ -94,6 +94,7 @@ class Acquisition:
     metric: str
     base_metric: float
     notes: list[str] = field(default_factory=list)
+    joint_check: GainSummary | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +107,7 @@ class Acquisition:
                 "quantities": self.quantities,
                 "total_cost": self.total_cost,
                 "predicted_gain": self.total_gain.to_dict(),
+                "joint_check": None if self.joint_check is None else self.joint_check.to_dict(),
             },
             "vendors": [v.to_dict() for v in self.vendors],
             "notes": list(self.notes),
@@ -291,7 +293,10 @@ class AcquisitionEvaluator:
         self.n_boot, self.grid_points, self.max_extrapolation = int(n_boot), int(grid_points), float(max_extrapolation)
         self.duplicate_radius, self.ot, self.seed = float(duplicate_radius), ot, int(seed)
         self.curves_: dict[str, GainCurve] = {}
+        self.masks_: dict[str, np.ndarray] = {}
         self.result_: Acquisition | None = None
+        self._ot_sets: Mapping[str, Any] | None = None
+        self._n_owned = 0
 
     def fit(self, proxy, owned: Any, offers: Sequence[VendorOffer], samples: Mapping[str, Any], *,
             duplicates: Mapping[str, np.ndarray] | None = None, pilot_runs: Mapping[str, Any] | None = None,
@@ -343,15 +348,71 @@ class AcquisitionEvaluator:
                                   max_train=self.max_train, seed=self.seed, baseline=base)
             self.curves_[o.name] = GainCurve.fit(runs, duplicates=int(mask.sum()), revealed=n,
                                                  n_boot=self.n_boot, seed=self.seed)
+        self.masks_ = masks
+        self._ot_sets, self._n_owned = ot_sets, size(owned)
         ot_values = None
         if self.ot is not None and ot_sets is not None:
             ot_values = {o.name: self._ot_callable(o.name, ot_sets, masks[o.name], size(owned)) for o in offers}
         self.result_ = evaluate_vendors(offers, self.curves_, budget=self.budget, min_gain=self.min_gain,
                                         level=self.level, grid_points=self.grid_points,
                                         max_extrapolation=self.max_extrapolation, ot_values=ot_values)
+        bought = {v.name: v.quantity for v in self.result_.vendors if v.quantity > 0}
+        if pilot_runs is None and len(bought) >= 2:
+            self.result_.joint_check = self.joint_check(proxy, owned, samples, bought, baseline=base)
+            total = self.result_.total_gain
+            if self.result_.joint_check.high < total.mean:
+                self.result_.notes.append(
+                    f"the vendors bought overlap: a joint pilot of the whole purchase predicts "
+                    f"{self.result_.joint_check.mean:+.4g}, below the summed per-vendor gains {total.mean:+.4g}")
         return self
 
-    def _ot_callable(self, name: str, sets: Mapping[str, Any], mask: np.ndarray, n_owned: int):
+    def joint_check(self, proxy, owned: Any, samples: Mapping[str, Any], quantities: Mapping[str, float], *,
+                    baseline: tuple[np.ndarray, np.ndarray] | None = None) -> GainSummary:
+        """Gain of buying several vendors together, from pilots that mix their novel rows.
+
+        Per-vendor gains are added by the optimiser, which overstates purchases whose vendors
+        overlap (several selling the same missing classes). Here every pilot holds novel rows of
+        each bought vendor in the purchase's proportions, so overlap shows up in the measured gain.
+        """
+        from mixtures.vendors.pilots import run_pilots
+        from mixtures.vendors.proxies import concat, size, take
+
+        n_own = size(owned)
+        scale = n_own / min(n_own, self.max_train)
+        novel = {n: np.flatnonzero(~self.masks_[n]) for n in quantities}
+        units = {n: quantities[n] * (1.0 - self.curves_[n].duplicate_fraction) for n in quantities}
+        units = {n: u for n, u in units.items() if u > 0 and novel[n].size}
+        if not units:
+            return GainSummary(0.0, 0.0, 0.0, 0.0)
+        # Largest common scale at which every vendor's revealed novel rows cover its share.
+        lam = min(1.0, min(novel[n].size * scale / units[n] for n in units))
+        rng = np.random.default_rng(self.seed + 1)
+        parts = []
+        for n, u in units.items():
+            k = max(1, int(round(lam * u / scale)))
+            parts.append(take(samples[n], rng.choice(novel[n], min(k, novel[n].size), replace=False)))
+        combined = parts[0]
+        for part in parts[1:]:
+            combined = concat(combined, part)
+        combined = take(combined, rng.permutation(size(combined)))
+        runs = run_pilots(proxy, owned, combined, fractions=self.fractions, repeats=self.repeats,
+                          max_train=self.max_train, seed=self.seed, baseline=baseline)
+        curve = GainCurve.fit(runs, n_boot=self.n_boot, seed=self.seed)
+        total = float(sum(units.values()))
+        return summarise(float(curve.predict(total)[0]), curve.samples(total)[:, 0], threshold=self.min_gain,
+                         level=self.level)
+
+    def ot_at(self, name: str, quantity: float, **settings: Any) -> dict[str, float] | None:
+        """The OT second opinion for one vendor at a quantity (after `fit` with OT sets).
+
+        settings override the evaluator's `ot` settings (keys of `ot_value`)."""
+        if self._ot_sets is None:
+            raise ValueError("fit was called without ot_sets")
+        fn = self._ot_callable(name, self._ot_sets, self.masks_[name], self._n_owned, settings)
+        return None if fn is None else fn(quantity)
+
+    def _ot_callable(self, name: str, sets: Mapping[str, Any], mask: np.ndarray, n_owned: int,
+                     overrides: Mapping[str, Any] | None = None):
         from mixtures.transport import EmbeddingSet
         from mixtures.vendors.ot_value import ot_value
 
@@ -363,7 +424,7 @@ class AcquisitionEvaluator:
             return lambda q: {"share": 0.0, "delta": 0.0, "low": 0.0, "high": 0.0, "p_closer": 0.0}
         novel = EmbeddingSet(vendor.x[keep], labels=None if vendor.labels is None else vendor.labels[keep], name=name)
         dup = 1.0 - keep.mean()
-        settings = dict(self.ot)
+        settings = {**(self.ot or {}), **(overrides or {})}
         level = self.level
 
         def at(q: float) -> dict[str, float]:
