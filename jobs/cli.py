@@ -58,6 +58,13 @@ def _add_quiet_everywhere(parser: argparse.ArgumentParser) -> None:
                 _add_quiet_everywhere(child)
 
 
+def _job_failures() -> tuple[type[BaseException], ...]:
+    from pipeline.outputs import OutputWriteError
+    from pipeline.safety import UnsafePath
+
+    return (OutputWriteError, UnsafePath)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -70,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"thresher {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except _job_failures() as exc:
+        # A full disk or an output path that would leave --out: one line, and the job failed.
+        print(f"thresher {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -283,8 +283,12 @@ def load_spec(file: str | Path) -> JobSpec:
     file = Path(file)
     if not file.is_file():
         raise SpecError(f"{file}: no such job spec")
+    from pipeline.safety import InputTooLarge, read_capped
+
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_capped(file, what="job spec").decode("utf-8"))
+    except (InputTooLarge, UnicodeDecodeError) as exc:
+        raise SpecError(f"{file}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}: line {mark.line + 1}" if mark is not None else str(file)
