@@ -4,8 +4,9 @@ Part 1 (projektor's experiment, on Fashion-MNIST instead of CIFAR-10). Three sou
 concentrated on a group of classes ({0-3}, {4-6}, {7-9}); a proxy model (logistic regression on
 PCA features) is trained on mixtures drawn from the sources at three pilot sizes and one large
 size. Each source reveals a few hundred pilot samples; OT is the debiased Sinkhorn divergence
-between the weighted pilot samples and a labelled validation set (OTDD-style Gaussian label
-cost). Reported: corr(OT, accuracy); error on held-out random mixtures and on a leave-region-out
+between the weighted pilot samples and a labelled validation set (one-hot label cost;
+the OTDD-style Gaussian label cost correlated less here, r = -0.47 against -0.72 at N = 800,
+because a source's rare classes hold too few points for stable class covariances). Reported: corr(OT, accuracy); error on held-out random mixtures and on a leave-region-out
 split against the seed noise; the size projection against reusing the largest pilot's accuracy;
 and the true accuracy of the chosen mixture against the best mixture on the grid.
 
@@ -114,7 +115,7 @@ def part_fashion(quick: bool) -> None:
         pools.append(EmbeddingSet(ftr[shown], labels=ytr[shown], name=f"source{k}"))
     target = EmbeddingSet(fte[target_idx], labels=yte[target_idx], name="validation")
     t_ot = time.perf_counter()
-    ot_fn = MixtureOT(pools, target, solver="sinkhorn", reg=0.05, label_cost="gaussian")
+    ot_fn = MixtureOT(pools, target, solver="sinkhorn", reg=0.05, label_cost="onehot")
     ot_grid = ot_fn.values(grid)
     t_ot = time.perf_counter() - t_ot
     print(f"OT: {ot_fn.n_points[0]} pilot points vs {ot_fn.n_points[1]} validation points, "
