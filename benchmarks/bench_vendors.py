@@ -143,7 +143,7 @@ def main() -> None:
     print(f"Fashion-MNIST, owner: 3000 images of classes 0-6; owned-only test accuracy {base:.4f}; "
           f"min_gain {MIN_GAIN}; each vendor valued at its whole stock of {STOCK}")
     print(f"{'vendor':<20}{'shown':>6}{'dup':>6}{'predicted':>10}{'90% interval':>20}{'P(>min)':>8}"
-          f"{'true':>8}{'OT gain':>9}  decision  right?")
+          f"{'true':>8}{'OT gain':>10}  decision  right?")
     right = deferred = 0
     for r in rows:
         truth_buy = r["true"] > MIN_GAIN
@@ -151,7 +151,7 @@ def main() -> None:
         right += bool(ok)
         deferred += ok is None
         print(f"{r['name']:<20}{r['revealed']:>6}{r['dup']:>6.2f}{r['pred']:>+10.4f}   [{r['lo']:+.4f}, {r['hi']:+.4f}]"
-              f"{r['p']:>8.2f}{r['true']:>+8.4f}{r['ot']:>+9.4f}  {r['decision']:<8}  "
+              f"{r['p']:>8.2f}{r['true']:>+8.4f}{r['ot']:>+10.3f}  {r['decision']:<8}  "
               f"{'ask' if ok is None else 'yes' if ok else 'NO'}")
     pred = [r["pred"] for r in rows]
     true = [r["true"] for r in rows]
