@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 
 from jobs.cli import UsageError
 from jobs.common import print_outputs, say
+from pipeline.outputs import write_text_atomic
 
 MIX_EXAMPLES = """examples:
   thresher mix ot --pools web=web.npz code=code.npz books=books.npz --target val.npz --out ot.json
@@ -266,9 +268,7 @@ def _pairs(text: list[str] | None, flag: str, pools: list[str]) -> dict[str, flo
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(json.dumps(data, indent=2), path)
 
 
 # ---- handlers --------------------------------------------------------------------------------
@@ -311,13 +311,12 @@ def run_predict(args: argparse.Namespace) -> int:
         rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
     header, body = rows[0], rows[1:]
     out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header + ["predicted", "predicted_low", "predicted_high"])
-        for row, m, l, h in zip(body, mean, lo, hi):
-            writer.writerow(row + [repr(float(m)), repr(float(l)), repr(float(h))])
-    tmp.replace(out)
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(header + ["predicted", "predicted_low", "predicted_high"])
+    for row, m, l, h in zip(body, mean, lo, hi):
+        writer.writerow(row + [repr(float(m)), repr(float(l)), repr(float(h))])
+    write_text_atomic(buf.getvalue(), out)
     say(args, f"predicted {len(mean)} mixtures with {model.form}")
     print_outputs({"predictions": out})
     return 0

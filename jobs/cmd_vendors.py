@@ -11,6 +11,7 @@ import numpy as np
 from jobs.cli import UsageError
 from jobs.common import print_outputs, say
 from jobs.vendor_spec import Rows, Spec, SpecError, load_spec, read_rows, safe_output
+from pipeline.outputs import write_text_atomic
 
 EXAMPLES = """example spec (paths relative to the spec file):
   budget: 2000
@@ -101,12 +102,7 @@ def _write_quarantine(out: Path, name: str, rows: Rows) -> Path | None:
     if not rows.quarantined:
         return None
     path = safe_output(out, "quarantine", f"{name}.jsonl")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for q in rows.quarantined:
-            fh.write(json.dumps({"file": rows.source.name, **q}) + "\n")
-    tmp.replace(path)
+    write_text_atomic("".join(json.dumps({"file": rows.source.name, **q}) + "\n" for q in rows.quarantined), path)
     return path
 
 

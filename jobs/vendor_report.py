@@ -7,14 +7,13 @@ from typing import Any
 
 from jobs.html_report import Report, new_figure
 from jobs.vendor_spec import safe_output
+from pipeline.outputs import write_text_atomic
 
 _COLOURS = {"buy": "#2a9d3f", "skip": "#b23b3b", "ask": "#d08a1a"}
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False, default=float), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(json.dumps(data, indent=2, allow_nan=False, default=float), path)
 
 
 def _clean(obj: Any) -> Any:

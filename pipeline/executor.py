@@ -38,6 +38,7 @@ from pipeline.outputs import (
     safe_join,
     write_json_atomic,
     write_parquet_atomic,
+    write_part_file,
 )
 from pipeline.reader import ReadOptions, read_part
 from pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS, Part, discover, plan_parts
@@ -203,20 +204,10 @@ def _finalize_part(
     sidecar = sidecar.cast(schema)
     ledger = ledger_mod.initial_ledger(table["id"].combine_chunks(), table["__malformed"].combine_chunks())
     outputs: dict[str, str] = {}
-    # Empty parts get no files: zero-row Parquet trips some readers, and there is nothing to account for.
-    if sidecar.num_rows:
-        sidecar_path = safe_join(out, f"{SIDECARS}/{part.key}.parquet")
-        write_parquet_atomic(sidecar, sidecar_path)
-        outputs[SIDECARS] = file_sha256(sidecar_path)
-    if ledger.num_rows:
-        ledger_path = safe_join(out, f"{LEDGER}/{part.key}.parquet")
-        write_parquet_atomic(ledger, ledger_path)
-        outputs[LEDGER] = file_sha256(ledger_path)
+    write_part_file(sidecar, out, SIDECARS, part.key, outputs)
+    write_part_file(ledger, out, LEDGER, part.key, outputs)
     quarantine = table.filter(bad).select(["id", "__row", "__malformed", "__raw"]).rename_columns(["id", "row", "reason", "raw"])
-    if quarantine.num_rows:
-        q_path = safe_join(out, f"{MALFORMED}/{part.key}.parquet")
-        write_parquet_atomic(quarantine, q_path)
-        outputs[MALFORMED] = file_sha256(q_path)
+    write_part_file(quarantine, out, MALFORMED, part.key, outputs)
     flags = {}
     for m in stage_meta:
         col = m.get("reason_column")

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.outputs import file_sha256, marker_path, safe_join, write_json_atomic, write_parquet_atomic
+from pipeline.outputs import file_sha256, marker_path, write_json_atomic, write_parquet_atomic, write_part_file
 from pipeline.pools import PoolError, load_pools_json, read_members
 from pipeline.reader import ReadOptions, read_part
 from pipeline.shards import Part
@@ -140,10 +140,7 @@ def materialize_part(part: Part, out_dir: Path, manifest: str, read: dict, expan
         idx = np.repeat(np.arange(chosen.num_rows), chosen["repeats"].to_numpy())
         rng = np.random.default_rng([seed, *part.key.encode()])
         chosen = chosen.take(pa.array(rng.permutation(idx)))
-    if chosen.num_rows:
-        path = safe_join(out_dir, f"{DATA}/{part.key}.parquet")
-        write_parquet_atomic(chosen, path)
-        outputs[DATA] = file_sha256(path)
+    write_part_file(chosen, out_dir, DATA, part.key, outputs)
     marker = {"part": json.loads(part.to_json()), "documents": man.num_rows, "rows": chosen.num_rows, "outputs": outputs}
     write_json_atomic(marker, marker_path(out_dir, part.key))
     return marker

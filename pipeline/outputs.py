@@ -14,7 +14,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -53,12 +53,16 @@ def _fsync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
-def write_parquet_atomic(table: pa.Table, path: Path, durable: bool = True) -> None:
-    """Write under a temporary name, flush to disk (unless a scratch file), then rename into place."""
+def _write_atomic(path: Path, write: Callable[[Path], None], durable: bool = True) -> None:
+    """Write through `write(tmp)`, flush to disk (unless a scratch file), then rename into place.
+
+    A failed write leaves no temporary file and surfaces as an OutputWriteError naming `path`.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
-        pq.write_table(table, tmp, **PARQUET_OPTIONS)
+        write(tmp)
         if durable:
             _fsync(tmp)
         os.replace(tmp, path)
@@ -69,21 +73,21 @@ def write_parquet_atomic(table: pa.Table, path: Path, durable: bool = True) -> N
             tmp.unlink()
 
 
+def write_parquet_atomic(table: pa.Table, path: Path, durable: bool = True) -> None:
+    _write_atomic(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS), durable)
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    _write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def write_json_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
+    def dump(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=2, sort_keys=True, default=str)
             fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _write_failed(path, exc) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    _write_atomic(path, dump)
 
 
 def remove_stale_tmp(directory: Path, name: str) -> int:
@@ -94,6 +98,17 @@ def remove_stale_tmp(directory: Path, name: str) -> int:
             tmp.unlink(missing_ok=True)
             n += 1
     return n
+
+
+def write_part_file(table: pa.Table, out: Path, subdir: str, part_key: str, outputs: dict[str, str]) -> None:
+    """`<out>/<subdir>/<part_key>.parquet`, its SHA-256 recorded in `outputs` for the part's marker.
+
+    An empty table writes nothing: zero-row Parquet trips some readers, and there is nothing to account for.
+    """
+    if table.num_rows:
+        path = safe_join(out, f"{subdir}/{part_key}.parquet")
+        write_parquet_atomic(table, path)
+        outputs[subdir] = file_sha256(path)
 
 
 def file_sha256(path: Path) -> str:

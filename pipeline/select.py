@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import expression, ledger as ledger_mod
-from pipeline.outputs import file_sha256, marker_path, safe_join, write_json_atomic, write_parquet_atomic
+from pipeline.outputs import marker_path, write_json_atomic, write_part_file
 from pipeline.reader import ReadOptions, read_part
 from pipeline.shards import Part
 
@@ -85,14 +85,8 @@ def select_part(part: Part, out_dir: Path, scored: str, where: str, read: dict) 
     outputs: dict[str, str] = {}
     kept = good.filter(pa.array(mask, pa.bool_())) if good.num_rows else good
     kept = kept.drop_columns([c for c in kept.column_names if c.startswith("__")])
-    if kept.num_rows:
-        path = safe_join(out_dir, f"{SHARDS}/{part.key}.parquet")
-        write_parquet_atomic(kept, path)
-        outputs[SHARDS] = file_sha256(path)
-    if new_ledger.num_rows:
-        path = safe_join(out_dir, f"ledger/{part.key}.parquet")
-        write_parquet_atomic(new_ledger, path)
-        outputs["ledger"] = file_sha256(path)
+    write_part_file(kept, out_dir, SHARDS, part.key, outputs)
+    write_part_file(new_ledger, out_dir, "ledger", part.key, outputs)
     counts = ledger_mod.count(new_ledger)
     ledger_mod.check_invariant(counts, old.num_rows)
     marker = {"part": json.loads(part.to_json()), "rows_read": old.num_rows, "ledger": counts, "outputs": outputs,

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from pipeline import ledger as ledger_mod
 from pipeline.dedupe.components import labels_from_stars
 from pipeline.dedupe.phases import bin_name, bin_of, read_bin, write_bins
-from pipeline.outputs import file_sha256, marker_path, safe_join, write_json_atomic, write_parquet_atomic
+from pipeline.outputs import marker_path, write_json_atomic, write_part_file
 
 POS_MASK = np.int64(0xFFFFFFFF)
 
@@ -172,14 +172,8 @@ def finish_task(key: str, ctx: dict) -> dict:
     else:
         new = old
     outputs: dict[str, str] = {}
-    if n:
-        path = safe_join(out, f"sidecars/{part_key}.parquet")
-        write_parquet_atomic(sc, path)
-        outputs["sidecars"] = file_sha256(path)
-    if new.num_rows:
-        path = safe_join(out, f"ledger/{part_key}.parquet")
-        write_parquet_atomic(new, path)
-        outputs["ledger"] = file_sha256(path)
+    write_part_file(sc, out, "sidecars", part_key, outputs)
+    write_part_file(new, out, "ledger", part_key, outputs)
     counts = ledger_mod.count(new)
     ledger_mod.check_invariant(counts, old.num_rows)
     marker = {"part": json.loads(ctx["part_specs"][i]), "rows_read": old.num_rows, "ledger": counts, "outputs": outputs,
