@@ -127,6 +127,7 @@ def _pools_section(report: Report, summary: dict) -> None:
 def _decay(report: Report, summary: dict) -> None:
     from mixtures.fitting import FittedLaw
     from mixtures.planning import load_pools
+    from mixtures.plots import draw_utility_decay
 
     f = summary["fit"]
     fitted = FittedLaw.load(f["path"])
@@ -146,36 +147,17 @@ def _decay(report: Report, summary: dict) -> None:
 
         with open(f["observations"], newline="") as fh:
             obs = list(csv.DictReader(fh))
-    fig, (ax, ax2) = new_figure(10, 4, ncols=2)
-    epochs = np.linspace(0.05, 6.0, 300)
-    whole = np.arange(1, 7, dtype=np.float64)
-    for i, pool in enumerate(pools):
-        j = fitted.pools.index(pool.name)
-        color = f"C{i}"
+    # pilots trained on the pool minus held-out documents: draw the law at that size with them
+    sizes, observed = {}, {}
+    for pool in pools:
         mine = [r for r in obs if r["pool"] == pool.name] if obs else []
-        # pilots trained on the pool minus held-out documents: draw the law at that size with them
-        size = float(mine[0]["unique"]) if mine else pool.unique
-        w = np.zeros((1, len(fitted.pools)))
-        w[0, j] = 1.0
-        u = np.ones((1, len(fitted.pools)))
-        u[0, j] = size
-
-        def value(ep: np.ndarray) -> np.ndarray:
-            return fitted.predict_arrays(np.repeat(w, len(ep), 0), np.repeat(u, len(ep), 0), ep * size, None)
-
-        ax.plot(epochs, value(epochs), color=color, label=pool.name)
         if mine:
-            ax.scatter([float(r["seen"]) / size for r in mine], [float(r["value"]) for r in mine], color=color, s=18,
-                       zorder=3)
-        at = value(whole)
-        ax2.plot(whole[1:], -np.diff(at), marker="o", ms=3, color=color, label=pool.name)
-    ax.set_xlabel("epochs over the pool")
+            sizes[pool.name] = float(mine[0]["unique"])
+            observed[pool.name] = ([float(r["seen"]) / sizes[pool.name] for r in mine], [float(r["value"]) for r in mine])
+    fig, (ax, ax2) = new_figure(10, 4, ncols=2)
+    draw_utility_decay(ax, ax2, fitted, pools, 6.0, sizes=sizes, observed=observed)
     ax.set_ylabel("value (lower is better)")
     ax.set_title("Each pool alone: law (lines), pilot runs (dots)")
-    ax.legend(fontsize=7)
-    ax2.axhline(0, color="grey", lw=0.8)
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("improvement bought by this epoch")
     ax2.set_title("Utility decay with repetition")
     report.figure(fig, "utility decay per pool")
 

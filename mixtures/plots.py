@@ -49,35 +49,47 @@ def plot_frontier(fr: Frontier, path: str | Path, title: str | None = None) -> P
     return _save(fig, path)
 
 
-def plot_utility_decay(fitted: FittedLaw, pools: Sequence[Pool], path: str | Path, params: float | None = None,
-                       max_epochs: float = 20.0) -> Path:
-    """Each pool alone: predicted value against epochs, and the gain each further epoch buys."""
-    fig, (ax, ax2) = _figure(10, 4, ncols=2)
+def draw_utility_decay(ax, ax2, fitted: FittedLaw, pools: Sequence[Pool], max_epochs: float, params: float | None = None,
+                       sizes: dict[str, float] | None = None,
+                       observed: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> None:
+    """Each pool alone on `ax` (value against epochs, with observed runs as dots) and, on `ax2`,
+    the gain each further whole epoch buys. `sizes` overrides a pool's unique size (pilots that
+    trained on part of a pool); `observed` maps a pool to (epochs, values) of its runs."""
     epochs = np.linspace(0.05, max_epochs, 400)
     whole = np.arange(1, int(max_epochs) + 1, dtype=np.float64)
-    for pool in pools:
+    for i, pool in enumerate(pools):
         if pool.name not in fitted.pools:
             raise ValueError(f"pool {pool.name!r} is not in the fit (fitted pools: {list(fitted.pools)})")
         j = fitted.pools.index(pool.name)
+        size = (sizes or {}).get(pool.name, pool.unique)
         w = np.zeros((1, len(fitted.pools)))
         w[0, j] = 1.0
         unique = np.ones((1, len(fitted.pools)))
-        unique[0, j] = pool.unique
+        unique[0, j] = size
 
         def value(ep: np.ndarray) -> np.ndarray:
-            return fitted.predict_arrays(np.repeat(w, len(ep), 0), np.repeat(unique, len(ep), 0),
-                                         ep * pool.unique, params)
+            return fitted.predict_arrays(np.repeat(w, len(ep), 0), np.repeat(unique, len(ep), 0), ep * size, params)
 
-        ax.plot(epochs, value(epochs), label=pool.name)
+        color = f"C{i}"
+        ax.plot(epochs, value(epochs), color=color, label=pool.name)
+        if observed and pool.name in observed:
+            ax.scatter(*observed[pool.name], color=color, s=18, zorder=3)
         at = value(whole)
-        ax2.plot(whole[1:], -np.diff(at), marker="o", ms=3, label=pool.name)  # epoch 2 on: repeats only
+        ax2.plot(whole[1:], -np.diff(at), marker="o", ms=3, color=color, label=pool.name)  # epoch 2 on: repeats only
     ax.set_xlabel("epochs over the pool")
-    ax.set_ylabel("predicted value")
-    ax.set_title("Each pool alone")
     ax.legend(fontsize=7)
     ax2.axhline(0, color="grey", lw=0.8)
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("improvement bought by this epoch")
+
+
+def plot_utility_decay(fitted: FittedLaw, pools: Sequence[Pool], path: str | Path, params: float | None = None,
+                       max_epochs: float = 20.0) -> Path:
+    """Each pool alone: predicted value against epochs, and the gain each further epoch buys."""
+    fig, (ax, ax2) = _figure(10, 4, ncols=2)
+    draw_utility_decay(ax, ax2, fitted, pools, max_epochs, params)
+    ax.set_ylabel("predicted value")
+    ax.set_title("Each pool alone")
     ax2.set_title("Utility decay with repetition (negative: the epoch hurts)")
     return _save(fig, path)
 
