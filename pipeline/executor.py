@@ -1,11 +1,14 @@
 """The Ray executor for map jobs: parts in, sidecars, ledgers and markers out.
 
-Parts stream through Ray Data: a read step, one `map_batches` per stage (tasks, or
-an actor pool for stages with per-worker setup), and a writer that spills each
-batch's sidecar columns to chunk files. Only small reports (part, rows, seconds)
-come back to the driver, which launches one finalize task per finished part: it
-puts the chunks in row order, writes the sidecar, ledger and quarantine under
-temporary names, renames them, and writes the completion marker last. A rerun
+Two engines run the same work and write the same bytes. `tasks` (the default for
+stages without setup) runs one Ray task per part: read, every stage batch by
+batch, outputs, marker. `data` streams parts through Ray Data: a read step, one
+`map_batches` per stage (tasks, or an actor pool for stages with per-worker
+setup, so a model loads once per worker), and a writer that spills each batch's
+sidecar columns to chunk files; only small reports come back to the driver,
+which launches one finalize task per finished part to put the chunks in row
+order. Either way the sidecar, ledger and quarantine are written under
+temporary names and renamed, and the completion marker is written last. A rerun
 skips parts that have a marker, and the same rows give the same bytes.
 """
 from __future__ import annotations
@@ -67,6 +70,7 @@ class MapJob:
     address: str | None = None
     quiet: bool = False
     kind: str = "score"
+    engine: str = "auto"  # auto | tasks | data; see `choose_engine` (outputs do not depend on it)
     stop_after_parts: int | None = None  # for tests and drills: simulate a driver that dies midway
 
     def fingerprint(self) -> dict:
@@ -181,19 +185,30 @@ def _finalize_part(
     out = Path(out_dir)
     chunk_dir = safe_join(out, f"{TMP}/{part.key}")
     chunks = sorted(chunk_dir.glob("*.parquet")) if chunk_dir.is_dir() else []
-    stage_cols = [(name, pa.type_for_alias(t) if isinstance(t, str) else t) for m in stage_meta for name, t in m["adds"]]
+    table = None
     if chunks:
         table = pa.concat_tables([pq.read_table(c) for c in chunks], promote_options="permissive")
         table = table.sort_by("__row")
-    else:
+        rows = table["__row"].to_numpy()
+        if len(rows) and (len(set(rows.tolist())) != len(rows)):
+            raise RuntimeError(f"part {part.key}: overlapping chunks in {chunk_dir}; rerun to redo the part")
+    marker = _write_part_outputs(out, part, part_json, table, stage_meta, carry, stage_secs)
+    shutil.rmtree(chunk_dir, ignore_errors=True)
+    return marker
+
+
+def _write_part_outputs(
+    out: Path, part: Part, part_json: str, table: pa.Table | None, stage_meta: list[dict], carry: list[str],
+    stage_secs: dict[str, float],
+) -> dict:
+    """Sidecar, ledger and quarantine of a part's rows (in row order; None for no rows), then its marker."""
+    stage_cols = [(name, pa.type_for_alias(t) if isinstance(t, str) else t) for m in stage_meta for name, t in m["adds"]]
+    if table is None:
         cols = {"id": pa.array([], pa.string()), "__row": pa.array([], pa.int64()), "__malformed": pa.array([], pa.string()),
                 "__raw": pa.array([], pa.string())}
         cols.update({c: pa.array([], pa.string()) for c in carry})
         cols.update({name: pa.array([], t) for name, t in stage_cols})
         table = pa.table(cols)
-    rows = table["__row"].to_numpy()
-    if len(rows) and (len(set(rows.tolist())) != len(rows)):
-        raise RuntimeError(f"part {part.key}: overlapping chunks in {chunk_dir}; rerun to redo the part")
     bad = pc.is_valid(table["__malformed"])
     good = table.filter(pc.invert(bad))
     sidecar_cols = ["id"] + [c for c in carry if c in table.column_names] + [n for n, _ in stage_cols]
@@ -225,8 +240,31 @@ def _finalize_part(
                                "seconds": stage_secs.get(m["name"], 0.0)} for m in stage_meta},
     }
     write_json_atomic(marker, marker_path(out, part.key))
-    shutil.rmtree(chunk_dir, ignore_errors=True)
     return marker
+
+
+def _process_part(
+    out_dir: str, part_json: str, stages: list[Stage], read: ReadOptions, batch_rows: int, stage_meta: list[dict],
+    carry: list[str],
+) -> dict:
+    """A whole part in one task: read, every stage batch by batch, outputs and marker (the `tasks` engine)."""
+    part = Part.from_json(part_json)
+    for stage in stages:
+        if stage.has_setup:
+            stage.setup()
+    table = read_part(part, read)
+    pieces: list[pa.Table] = []
+    secs: dict[str, float] = defaultdict(float)
+    for start in range(0, table.num_rows, batch_rows):
+        batch = table.slice(start, batch_rows)
+        for stage in stages:
+            batch = _apply_stage(stage, batch)
+            col = f"__secs_{stage.name}"
+            secs[stage.name] += float(pc.sum(batch[col]).as_py() or 0.0)
+            batch = batch.drop_columns([col])
+        pieces.append(batch.drop_columns(["text"]))
+    whole = pa.concat_tables(pieces).combine_chunks() if pieces else None
+    return _write_part_outputs(Path(out_dir), part, part_json, whole, stage_meta, carry, dict(secs))
 
 
 # ---------------------------------------------------------------- driver
@@ -336,13 +374,28 @@ def plain_error(exc: BaseException) -> Exception | None:
     return {"MalformedInput": MalformedInput, "UnsafePath": UnsafePath}[name](message)
 
 
-def _run_pending(job: MapJob, pending: list[Part], meta: list[dict], carry: list[str]) -> None:
-    import ray
-    import ray.data
+ENGINES = ("auto", "tasks", "data")
 
+
+def choose_engine(job: MapJob) -> str:
+    """`tasks` (one Ray task per part) unless a stage loads state in `setup()`: then `data`.
+
+    A task per part costs little besides the work itself, which matters for light
+    stages (heuristics, signatures) whose work per part is under a second. Ray Data
+    keeps model stages in an actor pool, so a model loads once per worker, not per part.
+    """
+    if job.engine not in ENGINES:
+        raise ValueError(f"unknown engine {job.engine!r}; choose one of {', '.join(ENGINES)}")
+    if job.engine != "auto":
+        return job.engine
+    return "data" if any(s.has_setup for s in job.stages) else "tasks"
+
+
+def _run_pending(job: MapJob, pending: list[Part], meta: list[dict], carry: list[str]) -> None:
     from pipeline.cluster import cluster_cpus, ensure_ray
 
     out = Path(job.out_dir)
+    engine = choose_engine(job)
     ensure_ray(job.address, quiet=job.quiet)
     for p in pending:  # chunks of a killed run may be cut differently: start those parts clean
         shutil.rmtree(safe_join(out, f"{TMP}/{p.key}"), ignore_errors=True)
@@ -350,6 +403,43 @@ def _run_pending(job: MapJob, pending: list[Part], meta: list[dict], carry: list
             target = safe_join(out, f"{sub}/{p.key}.parquet")
             remove_stale_tmp(target.parent, target.name)
     workers = job.workers or cluster_cpus()
+    if engine == "tasks":
+        _run_pending_tasks(job, pending, meta, carry, workers)
+    else:
+        _run_pending_data(job, pending, meta, carry, workers)
+
+
+def _task_resources(stages: list[Stage]) -> dict:
+    """One task runs every stage in turn, so it reserves the most any of them declares."""
+    args: dict = {"num_cpus": max((s.resources.cpus for s in stages), default=1.0)}
+    gpus = max((s.resources.gpus for s in stages), default=0.0)
+    memory = max((s.resources.memory_mb or 0 for s in stages), default=0)
+    if gpus:
+        args["num_gpus"] = gpus
+    if memory:
+        args["memory"] = memory * 1024 * 1024
+    return args
+
+
+def _run_pending_tasks(job: MapJob, pending: list[Part], meta: list[dict], carry: list[str], workers: int) -> None:
+    import ray
+
+    from pipeline.tasks import run_remote
+
+    bar = _progress(len(pending), 0, job.quiet)
+    stages = ray.put(job.stages)
+    calls = [(str(job.out_dir), p.to_json(), stages, job.read, job.batch_rows, meta, carry) for p in pending]
+    run_remote(_process_part, calls, workers, _task_resources(job.stages), max_retries=3,
+               on_done=(lambda _: bar.update(1)) if bar else None)
+    if bar:
+        bar.close()
+
+
+def _run_pending_data(job: MapJob, pending: list[Part], meta: list[dict], carry: list[str], workers: int) -> None:
+    import ray
+    import ray.data
+
+    out = Path(job.out_dir)
     by_key = {p.key: p for p in pending}
     ds = ray.data.from_items([{"part": p.to_json()} for p in pending], override_num_blocks=len(pending))
     ds = ds.map_batches(_read_step, fn_kwargs={"read": job.read, "batch_rows": job.batch_rows}, batch_size=1,

@@ -1,16 +1,15 @@
-"""Per-part Ray tasks for steps that work on whole parts (select, materialize, dedupe phases).
+"""Plain Ray tasks for steps that work on whole parts (map jobs of light stages, select, materialize, dedupe).
 
 Each task writes its outputs and then its completion marker, exactly like a map
-job; the driver only sees the markers' small JSON.
+job; the driver only sees small results. A task per part is far cheaper to run
+than a streaming dataset when the work per part is a few hundred milliseconds.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import pyarrow as pa
 
 from pipeline.outputs import completed_keys, read_marker
 from pipeline.shards import Part
@@ -18,9 +17,42 @@ from pipeline.shards import Part
 PartFn = Callable[..., dict]
 
 
-def _task_step(batch: pa.Table, fn: PartFn, out_dir: str, kwargs: dict) -> pa.Table:
-    markers = [json.dumps(fn(Part.from_json(p), Path(out_dir), **kwargs), sort_keys=True) for p in batch["part"].to_pylist()]
-    return pa.table({"marker": pa.array(markers, pa.string())})
+def run_remote(
+    fn: Callable[..., Any],
+    calls: list[tuple],
+    workers: int,
+    resources: dict[str, Any] | None = None,
+    on_done: Callable[[Any], None] | None = None,
+    max_retries: int = 2,
+) -> list[Any]:
+    """`fn(*args)` as a Ray task for every args tuple, a bounded number in flight; results in call order.
+
+    Twice as many tasks as workers are kept submitted, so a worker never waits for
+    the driver, while the driver never holds more than a few results at once.
+    A task's exception is re-raised here with its traceback.
+    """
+    import ray
+
+    remote = ray.remote(max_retries=max_retries, **(resources or {"num_cpus": 1}))(fn)
+    results: list[Any] = [None] * len(calls)
+    index: dict[Any, int] = {}
+    queue = list(range(len(calls)))[::-1]
+    limit = max(1, int(workers)) * 2
+    while queue or index:
+        while queue and len(index) < limit:
+            i = queue.pop()
+            index[remote.remote(*calls[i])] = i
+        done, _ = ray.wait(list(index), num_returns=1)
+        for ref in done:
+            i = index.pop(ref)
+            results[i] = ray.get(ref)
+            if on_done is not None:
+                on_done(results[i])
+    return results
+
+
+def _part_task(fn: PartFn, part_json: str, out_dir: str, kwargs: dict) -> dict:
+    return fn(Part.from_json(part_json), Path(out_dir), **kwargs)
 
 
 def run_part_tasks(
@@ -37,23 +69,20 @@ def run_part_tasks(
     done = completed_keys(out_dir)
     pending = [p for p in parts if p.key not in done]
     if pending:
-        import ray.data
+        import ray
 
         from pipeline.cluster import cluster_cpus, ensure_ray
 
         ensure_ray(address, quiet=quiet)
         size = workers or cluster_cpus()
-        ds = ray.data.from_items([{"part": p.to_json()} for p in pending], override_num_blocks=len(pending))
-        ds = ds.map_batches(_task_step, fn_kwargs={"fn": fn, "out_dir": str(out_dir), "kwargs": kwargs or {}},
-                            batch_size=1, batch_format="pyarrow", compute=ray.data.TaskPoolStrategy(size=size), num_cpus=1)
         bar = None
         if not quiet:
             from tqdm import tqdm
 
             bar = tqdm(total=len(parts), initial=len(parts) - len(pending), unit="part", desc=desc, file=sys.stderr)
-        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-            if bar:
-                bar.update(batch.num_rows)
+        shared = ray.put(kwargs or {})
+        run_remote(_part_task, [(fn, p.to_json(), str(out_dir), shared) for p in pending], size,
+                   on_done=(lambda _: bar.update(1)) if bar else None)
         if bar:
             bar.close()
     markers = []

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.executor import JobConflict, MapJob, run_map_job
+from pipeline.executor import JobConflict, MapJob, choose_engine, run_map_job
 from pipeline.ledger import read_ledger
 from pipeline.reader import ReadOptions
 from pipeline.registry import make_scorer
@@ -88,6 +88,18 @@ def test_one_and_two_workers_give_identical_bytes(tmp_path):
     assert a["content_hash"] == b["content_hash"]
 
 
+def test_both_engines_give_identical_bytes(tmp_path):
+    """A task per part and the Ray Data stream are two schedules of the same work."""
+    make_corpus(tmp_path / "in")
+    a = run_map_job(job(tmp_path / "in", tmp_path / "tasks", engine="tasks", batch_rows=9))
+    b = run_map_job(job(tmp_path / "in", tmp_path / "data", engine="data"))
+    assert a["ledger"] == b["ledger"] and a["ledger"]["malformed"] == 1
+    assert a["content_hash"] == b["content_hash"]
+    assert tree_bytes(tmp_path / "tasks") == tree_bytes(tmp_path / "data")
+    with pytest.raises(ValueError, match="unknown engine"):
+        run_map_job(job(tmp_path / "in", tmp_path / "bad", engine="threads"))
+
+
 def test_a_different_job_in_the_same_directory_is_refused(tmp_path):
     make_corpus(tmp_path / "in", n_files=1)
     run_map_job(job(tmp_path / "in", tmp_path / "out"))
@@ -113,9 +125,11 @@ class CountingStage(Stage):
                          "setup_ran": pa.array([self.ready] * batch.num_rows)})
 
 
-def test_stage_with_setup_runs_in_actors(tmp_path):
+@pytest.mark.parametrize("engine", ["auto", "tasks"])
+def test_stage_with_setup_runs_its_setup(tmp_path, engine):
     make_corpus(tmp_path / "in", n_files=2)
-    j = MapJob(input=str(tmp_path / "in"), out_dir=tmp_path / "out", stages=[CountingStage()], quiet=True)
+    j = MapJob(input=str(tmp_path / "in"), out_dir=tmp_path / "out", stages=[CountingStage()], quiet=True, engine=engine)
+    assert choose_engine(j) == ("data" if engine == "auto" else "tasks")  # auto keeps model stages in actors
     run_map_job(j)
     side = pads.dataset(tmp_path / "out" / "sidecars", format="parquet").to_table()
     assert all(side["setup_ran"].to_pylist())

@@ -188,3 +188,45 @@ def test_solver_potentials_satisfy_duality():
     assert (sol.f[:, None] + sol.g[None, :] - c).max() < 1e-9
     moments = gaussian_moments(rng.normal(size=(1, 3)), np.ones(1), diagonal=False)
     assert np.all(np.linalg.eigvalsh(moments[1]) >= 0)
+
+
+def test_loo_linear_error_matches_refitting():
+    from mixtures.transport import _loo_linear_error
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=24)
+    y = 2.0 - 0.7 * x + rng.normal(scale=0.3, size=24)
+    groups = np.repeat([0, 1], 12)
+    brute = []
+    for i in range(24):
+        keep = (groups == groups[i]) & (np.arange(24) != i)
+        b, a = np.polyfit(x[keep], y[keep], 1)
+        brute.append(abs(y[i] - (a + b * x[i])))
+    assert _loo_linear_error(x, y, groups) == pytest.approx(np.mean(brute), rel=1e-10)
+
+
+def test_label_weight_is_chosen_from_the_pilot_metric():
+    from mixtures.transport import select_label_weight
+
+    # Pools with the same features per class but different class balance: a metric driven by
+    # the class balance alone should prefer a heavy label cost over a light one.
+    rng = np.random.default_rng(12)
+    centres = rng.normal(scale=0.6, size=(3, 2))
+
+    def draw(props, n):
+        lab = rng.choice(3, size=n, p=props)
+        return EmbeddingSet(centres[lab] + rng.normal(scale=1.0, size=(n, 2)), labels=lab)
+
+    pools = [draw([0.8, 0.1, 0.1], 60), draw([0.1, 0.8, 0.1], 60), draw([0.1, 0.1, 0.8], 60)]
+    target = draw([1 / 3, 1 / 3, 1 / 3], 90)
+    grid = np.array([[i, j, 4 - i - j] for i in range(5) for j in range(5 - i)], float) / 4
+    props = grid @ np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    metric = 0.9 - 0.5 * np.abs(props - 1 / 3).sum(axis=1)
+    choice = select_label_weight(pools, target, grid, metric, candidates=(0.05, 20.0), reg=0.1)
+    assert choice.label_weight == 20.0
+    assert choice.scores[20.0] < choice.scores[0.05]
+    assert choice.ot.label_weight == 20.0
+    with pytest.raises(ValueError, match="one finite metric value"):
+        select_label_weight(pools, target, grid, metric[:-1])
+    with pytest.raises(ValueError, match="positive"):
+        select_label_weight(pools, target, grid, metric, candidates=(0.0, 1.0))

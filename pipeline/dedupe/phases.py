@@ -88,27 +88,17 @@ def run_phase(
     if pending:
         import ray
 
-        remote = ray.remote(num_cpus=1, max_retries=2)(_run_one)
-        kwargs = kwargs or {}
-        kw_ref = ray.put(kwargs)
+        from pipeline.tasks import run_remote
+
         bar = None
         if not quiet:
             from tqdm import tqdm
 
             bar = tqdm(total=len(keys), initial=len(keys) - len(pending), unit="task", desc=phase, file=sys.stderr,
                        dynamic_ncols=True)
-        in_flight: list = []
-        queue = list(pending)
-        limit = max(1, int(workers)) * 2  # a little queueing hides task start-up
-        while queue or in_flight:
-            while queue and len(in_flight) < limit:
-                k = queue.pop(0)
-                in_flight.append(remote.remote(fn, str(marker(k)), k, kw_ref))
-            done, in_flight = ray.wait(in_flight, num_returns=1)
-            for ref in done:
-                ray.get(ref)  # re-raises a task failure with its traceback
-                if bar:
-                    bar.update(1)
+        shared = ray.put(kwargs or {})
+        run_remote(_run_one, [(fn, str(marker(k)), k, shared) for k in pending], workers,
+                   on_done=(lambda _: bar.update(1)) if bar else None)
         if bar:
             bar.close()
     out = []
