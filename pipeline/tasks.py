@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-
 from pipeline.outputs import completed_keys, read_marker
 from pipeline.shards import Part
 

@@ -12,7 +12,7 @@ from pipeline.dedupe.groups import choose_representatives
 from pipeline.dedupe.lsh import choose_bands
 from pipeline.dedupe.minhash import EMPTY, MinHasher, band_keys, estimate_jaccard, text_signatures
 from pipeline.dedupe.semantic import greedy_duplicates
-from pipeline.dedupe.shingles import Words, normalise, shingle_sets, shingles, words
+from pipeline.dedupe.shingles import Words, _words_unicode, normalise, shingle_sets, shingles, words
 from pipeline.dedupe.stages import MinHashStage, decode_bands, exact_hashes
 
 
@@ -70,6 +70,22 @@ def test_word_hashes_do_not_depend_on_batch_or_chunking():
     whole = words(pa.array(big)).hashes
     parts = np.concatenate([words(pa.array(big[i : i + 7])).hashes for i in range(0, 300, 7)])
     assert np.array_equal(whole, parts)
+
+
+def test_the_byte_path_gives_the_unicode_paths_words():
+    """Words are cut from bytes; Arrow's normalise-and-split is the definition they must match."""
+    rng = np.random.default_rng(5)
+    alphabet = list("abcXYZ019 _-.,;'\t\n") + ["é", "É", "ß", "ﬁ", "Ａ", "１", "٣", "²", "½", "Ⅻ", "中", "文", "😀",
+                                                "\u0301", "\u00a0", "\u2028", "Σ", "ς", "İ", "ǅ", "\u200b", "𝟘", "𝐀",
+                                                "\U000E0041", "\ufffd", "⁄", "№", "ª", "\x01"]
+    texts = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 40)))) for _ in range(2000)]
+    texts += [None, "", "12 34 5x6", "ASCII only, with 99 digits."] + TEXTS
+    arr = pa.array(texts)
+    for batch in (arr, arr.slice(3, 1500), pa.chunked_array([arr.slice(0, 100), arr.slice(100, 40)]),
+                  pa.array(texts * 40)):  # the last is cut into several byte chunks
+        fast, ref = words(batch), _words_unicode(batch)
+        assert np.array_equal(fast.offsets, ref.offsets)
+        assert np.array_equal(fast.hashes, ref.hashes)
 
 
 def _random_pair(rng, n: int, jac: float) -> tuple[np.ndarray, np.ndarray]:
