@@ -326,3 +326,76 @@ class MixtureOT:
             "n_points": list(self.n_points),
             "epsilon": self.epsilon,
         }
+
+
+@dataclass
+class LabelWeightChoice:
+    """The label weight picked from pilot runs, each candidate's score and OT values, and its OT function."""
+
+    label_weight: float
+    scores: dict[float, float]
+    ot: MixtureOT
+    values: dict[float, np.ndarray]
+
+
+def _loo_linear_error(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
+    """Mean absolute leave-one-out error of y ~ a_g + b_g x fitted within each group."""
+    errs = []
+    for g in np.unique(groups):
+        xs, ys = x[groups == g], y[groups == g]
+        n = xs.size
+        if n < 4:
+            raise ValueError(f"pilot size group {g} has {n} runs; need at least 4 to score a label weight")
+        xc = xs - xs.mean()
+        sxx = float(xc @ xc)
+        if sxx <= 0:
+            errs.append(np.abs(ys - ys.mean()) * n / (n - 1))
+            continue
+        b = float(xc @ (ys - ys.mean())) / sxx
+        resid = ys - ys.mean() - b * xc
+        hat = 1.0 / n + xc**2 / sxx
+        errs.append(np.abs(resid / (1.0 - hat)))
+    return float(np.mean(np.concatenate(errs)))
+
+
+def select_label_weight(
+    pools: Sequence[EmbeddingSet | np.ndarray] | Mapping[str, EmbeddingSet | np.ndarray],
+    target: EmbeddingSet | np.ndarray,
+    weights: np.ndarray,
+    values: np.ndarray,
+    *,
+    sizes: np.ndarray | None = None,
+    candidates: Sequence[float] = (0.25, 1.0, 4.0, 16.0, 64.0),
+    **ot_options,
+) -> LabelWeightChoice:
+    """Pick the label weight whose OT best predicts the pilot metric (leave-one-out, linear in OT).
+
+    How much a label mismatch should cost relative to a feature distance depends on the
+    task and the model, so it is chosen on the pilot runs themselves: for each candidate,
+    a line metric = a + b * OT is fitted within each pilot size and scored by its mean
+    absolute leave-one-out error. Only pilot data enter; the candidate with the smallest
+    error wins (ties go to the smaller weight).
+    """
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    y = np.asarray(values, dtype=np.float64).ravel()
+    if y.shape != (w.shape[0],) or not np.all(np.isfinite(y)):
+        raise ValueError(f"need one finite metric value per pilot run: {w.shape[0]} runs, {y.size} values")
+    groups = np.zeros(y.size, dtype=int) if sizes is None else np.unique(np.asarray(sizes).ravel(), return_inverse=True)[1]
+    if groups.shape != y.shape:
+        raise ValueError(f"need one size per pilot run: {y.size} runs, {groups.size} sizes")
+    cands = sorted({float(c) for c in candidates})
+    if not cands or cands[0] <= 0:
+        raise ValueError(f"label weight candidates must be positive, got {list(candidates)}")
+    ot_options = {"label_cost": "onehot", **ot_options}
+    scores: dict[float, float] = {}
+    fns: dict[float, MixtureOT] = {}
+    ot_values: dict[float, np.ndarray] = {}
+    for c in cands:
+        fn = MixtureOT(pools, target, label_weight=c, **ot_options)
+        if fn.label_cost is None:
+            raise ValueError("select_label_weight needs labels on every pool and the target")
+        ot_values[c] = fn.values(w / w.sum(axis=1, keepdims=True))
+        scores[c] = _loo_linear_error(ot_values[c], y, groups)
+        fns[c] = fn
+    best = min(cands, key=lambda c: (scores[c], c))
+    return LabelWeightChoice(best, scores, fns[best], ot_values)
