@@ -137,6 +137,18 @@ def _read_parquet(path: Path, column: str):
     return x, labels, weights
 
 
+def _label_weight(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"label weight must be positive, got {text}")
+    return value
+
+
 def _ot_options(p: argparse.ArgumentParser, required: bool = False) -> None:
     g = p.add_argument_group("optimal transport (OT forms and `mix ot`)")
     g.add_argument("--pools", nargs="+", metavar="NAME=PATH", required=required, help="pool sample embeddings, one file per pool")
@@ -145,7 +157,8 @@ def _ot_options(p: argparse.ArgumentParser, required: bool = False) -> None:
     g.add_argument("--reg", type=float, default=0.05, help="entropic regularisation relative to the mean cost (default 0.05)")
     g.add_argument("--label-cost", choices=("gaussian", "onehot", "none"), default="gaussian",
                    help="cost between labels when files carry labels (default gaussian, OTDD-style)")
-    g.add_argument("--label-weight", type=float, default=1.0, help="weight of the label cost (default 1)")
+    g.add_argument("--label-weight", type=_label_weight, default=1.0,
+                   help="weight of the label cost (default 1); `auto` (mix fit only) picks it from the pilot runs")
     g.add_argument("--max-per-pool", type=int, default=1000, help="k-means coreset above this many points per pool (default 1000)")
     g.add_argument("--projections", type=int, default=200, help="directions for the sliced solver (default 200)")
     g.add_argument("--embedding-column", default="embedding", help="parquet column holding embeddings (default embedding)")
@@ -179,8 +192,8 @@ def _ot_config_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
     }
 
 
-def _build_ot(config: dict[str, Any], base: Path | None = None, pool_order: list[str] | None = None):
-    from mixtures.transport import MixtureOT
+def _load_sets(config: dict[str, Any], base: Path | None = None, pool_order: list[str] | None = None):
+    """Pool and target embedding sets named by an OT config (paths also tried relative to `base`)."""
 
     def resolve(path: str) -> Path:
         p = Path(path)
@@ -195,6 +208,15 @@ def _build_ot(config: dict[str, Any], base: Path | None = None, pool_order: list
         raise UsageError(f"no embedding file for pools {missing}; give --pools for every pool {names}")
     pools = {n: load_embeddings(resolve(config["pools"][n]), n, column) for n in names}
     target = load_embeddings(resolve(config["target"]), "target", column)
+    return pools, target
+
+
+def _build_ot(config: dict[str, Any], base: Path | None = None, pool_order: list[str] | None = None):
+    from mixtures.transport import MixtureOT
+
+    if config["label_weight"] == "auto":
+        raise UsageError("--label-weight auto needs pilot runs: use it with `mix fit`")
+    pools, target = _load_sets(config, base, pool_order)
     try:
         return MixtureOT(
             pools, target, solver=config["solver"], reg=config["reg"], label_cost=config["label_cost"],
@@ -271,6 +293,27 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     write_text_atomic(json.dumps(data, indent=2), path)
 
 
+def _choose_label_weight(args: argparse.Namespace, config: dict[str, Any], obs):
+    """`--label-weight auto`: the candidate whose OT best predicts the pilot metric (leave-one-out)."""
+    from mixtures.transport import select_label_weight
+
+    if config["label_cost"] is None:
+        raise UsageError("--label-weight auto needs a label cost (--label-cost gaussian or onehot)")
+    pools, target = _load_sets(config, pool_order=obs.pools)
+    try:
+        choice = select_label_weight(
+            pools, target, obs.weights, obs.value(args.value_column), sizes=obs.sizes,
+            solver=config["solver"], reg=config["reg"], label_cost=config["label_cost"],
+            max_per_pool=config["max_per_pool"], n_projections=config.get("n_projections", 200),
+        )
+    except ValueError as exc:
+        raise UsageError(f"{args.observations}: {exc}") from None
+    config["label_weight"] = choice.label_weight
+    say(args, "label weight (pilot leave-one-out MAE): "
+        + ", ".join(f"{c:g}: {e:.4g}" for c, e in choice.scores.items()) + f"; chose {choice.label_weight:g}")
+    return choice.ot
+
+
 # ---- handlers --------------------------------------------------------------------------------
 def run_fit(args: argparse.Namespace) -> int:
     from mixtures.performance import PerformanceModel
@@ -282,7 +325,10 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.form in OT_FORMS:
         if config is None:
             raise UsageError(f"form {args.form!r} needs --pools and --target (embedding files) to compute OT")
-        ot_fn = _build_ot(config, pool_order=obs.pools)
+        if config["label_weight"] == "auto":
+            ot_fn = _choose_label_weight(args, config, obs)
+        else:
+            ot_fn = _build_ot(config, pool_order=obs.pools)
         say(args, f"OT: {ot_fn.solver}, {ot_fn.n_points[0]} pool points vs {ot_fn.n_points[1]} target points")
     try:
         model = PerformanceModel(

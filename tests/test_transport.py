@@ -254,3 +254,32 @@ def test_overrelaxed_sinkhorn_reaches_the_same_fixed_point_in_fewer_steps():
     assert wild.value == pytest.approx(plain.value, rel=1e-8)
     with pytest.raises(ValueError, match="overrelax"):
         solvers.sinkhorn(cost, a, b, eps, overrelax=2.0)
+
+
+def test_cli_fit_chooses_the_label_weight_from_pilot_runs(tmp_path):
+    import csv
+    import json
+
+    from jobs.cli import main
+
+    rng = np.random.default_rng(14)
+    xs = {n: rng.normal(loc=s, size=(40, 2)) for n, s in (("web", -1.0), ("code", 0.5), ("books", 2.0))}
+    labs = {n: rng.choice(3, size=40, p=p) for n, p in (("web", [0.8, 0.1, 0.1]), ("code", [0.1, 0.8, 0.1]), ("books", [0.1, 0.1, 0.8]))}
+    for n in xs:
+        np.savez(tmp_path / f"{n}.npz", x=xs[n], labels=labs[n])
+    tx, tl = rng.normal(loc=0.3, size=(50, 2)), rng.integers(0, 3, 50)
+    np.savez(tmp_path / "val.npz", x=tx, labels=tl)
+    truth = MixtureOT({n: EmbeddingSet(xs[n], labels=labs[n]) for n in xs}, EmbeddingSet(tx, labels=tl),
+                      label_cost="onehot", label_weight=4.0)
+    grid = [np.array([i, j, 5 - i - j]) / 5 for i in range(6) for j in range(6 - i)]
+    with (tmp_path / "pilots.csv").open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["weight_web", "weight_code", "weight_books", "accuracy"])
+        for w in grid:
+            out.writerow([*w, 0.9 - 0.01 * truth.value(w)])
+    pools = ["--pools", *(f"{n}={tmp_path / n}.npz" for n in xs), "--target", str(tmp_path / "val.npz")]
+    args = ["mix", "fit", str(tmp_path / "pilots.csv"), "--value-column", "accuracy", "--form", "linear_ot",
+            "--label-cost", "onehot", "--label-weight", "auto", *pools, "--out", str(tmp_path / "m.json"), "--n-boot", "0"]
+    assert main(args) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["ot"]["label_weight"] == 4.0
+    assert main(["mix", "ot", *pools, "--label-weight", "auto", "--out", str(tmp_path / "o.json")]) == 2
