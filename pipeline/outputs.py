@@ -77,6 +77,25 @@ def write_parquet_atomic(table: pa.Table, path: Path, durable: bool = True) -> N
     _write_atomic(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS), durable)
 
 
+def write_arrow_atomic(table: pa.Table, path: Path) -> None:
+    """An Arrow IPC file: for scratch tables between phases, several times cheaper to write and read than Parquet."""
+    import pyarrow.ipc as ipc
+
+    def write(tmp: Path) -> None:
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+
+    _write_atomic(path, write)
+
+
+def read_arrow(path: Path, columns: list[str] | None = None) -> pa.Table:
+    import pyarrow.ipc as ipc
+
+    with pa.OSFile(str(path), "rb") as source:
+        table = ipc.open_file(source).read_all()
+    return table.select(columns) if columns is not None else table
+
+
 def write_text_atomic(text: str, path: Path) -> None:
     _write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 

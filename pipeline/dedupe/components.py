@@ -8,7 +8,7 @@ is a fixed point once a large-star + small-star round leaves the edge set
 unchanged, which the driver checks from per-task counts and an order-free
 checksum. No task and no driver ever holds all edges.
 
-Files: round r's large-star input is `cc/r<r>-ls/<bin>/*.parquet` with columns
+Files: round r's large-star input is `cc/r<r>-ls/<bin>/*.arrow` with columns
 (node, nbr) holding each edge in both directions, binned by `node`.
 """
 from __future__ import annotations

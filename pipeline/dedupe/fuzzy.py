@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline.dedupe.components import ls_dir, write_both_ways
 from pipeline.dedupe.groups import make_uids, part_of, pkey, position_of, sidecar
 from pipeline.dedupe.phases import read_bin, write_bins
 from pipeline.dedupe.shingles import shingles
 from pipeline.dedupe.stages import decode_bands
-from pipeline.outputs import write_parquet_atomic
+from pipeline.outputs import read_arrow, write_arrow_atomic
 from pipeline.reader import ReadOptions, read_part
 from pipeline.shards import Part
 
@@ -117,7 +116,7 @@ def shingles_task(key: str, ctx: dict) -> dict:
         u, v = pairs[:, 0], pairs[:, 1]
     wanted = np.unique(np.concatenate([u, need["v"].to_numpy() if need is not None else np.zeros(0, np.int64)]))
     sets = sorted_sets(_part_texts(ctx, i, position_of(wanted)), ctx["ngram"])
-    write_parquet_atomic(pa.table({"uid": pa.array(wanted, pa.int64()), "shingles": sets}), work / "shingles" / f"{key}.parquet")
+    write_arrow_atomic(pa.table({"uid": pa.array(wanted, pa.int64()), "shingles": sets}), work / "shingles" / f"{key}.arrow")
     if len(u):
         u_sets = sets.take(pa.array(np.searchsorted(wanted, u)))
         half = pa.table({"u": pa.array(u, pa.int64()), "v": pa.array(v, pa.int64()), "u_shingles": u_sets})
@@ -156,7 +155,7 @@ def verify_task(key: str, ctx: dict) -> dict:
     half = read_bin(work / "half", key)
     if half is None:
         return {"candidates": 0, "verified": 0}
-    own = pq.read_table(work / "shingles" / f"{key}.parquet")
+    own = read_arrow(work / "shingles" / f"{key}.arrow")
     v = half["v"].to_numpy()
     v_sets = own["shingles"].combine_chunks().take(pa.array(np.searchsorted(own["uid"].to_numpy(), v)))
     j = jaccard(half["u_shingles"].combine_chunks(), v_sets)

@@ -3,9 +3,11 @@
 A phase is a list of task keys (a part index or a bin number). Each task reads
 its inputs from files, writes its outputs under fixed names, and writes its
 marker last; a rerun skips tasks with a marker, so a crash costs only the
-unfinished tasks of the unfinished phase. Data moves between phases as Parquet
-files in bins (`<dir>/<bin>/<producer>.parquet`): a shuffle by hash partition
+unfinished tasks of the unfinished phase. Data moves between phases as files
+in bins (`<dir>/<bin>/<producer>.arrow`): a shuffle by hash partition
 that never passes through the driver, which sees only the markers' small JSON.
+Bin files are Arrow IPC (`.arrow`): scratch that lives for one job, written and
+read several times faster than Parquet, which matters at hundreds of files a phase.
 """
 from __future__ import annotations
 
@@ -17,10 +19,9 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.dedupe.shingles import mix64
-from pipeline.outputs import safe_join, write_json_atomic, write_parquet_atomic
+from pipeline.outputs import read_arrow, safe_join, write_arrow_atomic, write_json_atomic
 
 MARKERS = "_complete"
 
@@ -35,7 +36,7 @@ def bin_name(k: int) -> str:
 
 
 def write_bins(table: pa.Table, bins: np.ndarray, directory: Path, producer: str) -> int:
-    """Write the rows of `table` with bin k to `directory/<k>/<producer>.parquet` (non-empty bins only)."""
+    """Write the rows of `table` with bin k to `directory/<k>/<producer>.arrow` (non-empty bins only)."""
     if table.num_rows == 0:
         return 0
     order = np.argsort(bins, kind="stable")
@@ -46,7 +47,7 @@ def write_bins(table: pa.Table, bins: np.ndarray, directory: Path, producer: str
     taken = table.take(pa.array(order))
     for s, e in zip(starts, stops):
         k = int(sorted_bins[s])
-        write_parquet_atomic(taken.slice(s, e - s), safe_join(directory, f"{bin_name(k)}/{producer}.parquet"))
+        write_arrow_atomic(taken.slice(s, e - s), safe_join(directory, f"{bin_name(k)}/{producer}.arrow"))
     return len(starts)
 
 
@@ -55,10 +56,10 @@ def read_bin(directory: Path, k: int | str, columns: list[str] | None = None) ->
     d = Path(directory) / (bin_name(k) if isinstance(k, (int, np.integer)) else k)
     if not d.is_dir():
         return None
-    files = sorted(p for p in d.glob("*.parquet") if not p.name.startswith("."))
+    files = sorted(p for p in d.glob("*.arrow") if not p.name.startswith("."))
     if not files:
         return None
-    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+    return pa.concat_tables([read_arrow(f, columns) for f in files])
 
 
 def _run_one(fn: Callable[..., dict], marker: str, key: str, kwargs: dict) -> dict:
