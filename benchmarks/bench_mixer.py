@@ -37,7 +37,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from benchmarks.common import peak_rss_mb, reference_data_dir, require_fashion_mnist  # noqa: E402
 from mixtures.optimize import optimize_mixture  # noqa: E402
 from mixtures.performance import PerformanceModel  # noqa: E402
-from mixtures.transport import EmbeddingSet, MixtureOT  # noqa: E402
+from mixtures.transport import EmbeddingSet, MixtureOT, select_label_weight  # noqa: E402
 
 GROUPS = ([0, 1, 2, 3], [4, 5, 6], [7, 8, 9])
 CONCENTRATION = 0.9  # share of a source's samples drawn from its own class group
@@ -99,6 +99,24 @@ def simplex_grid(step: int) -> np.ndarray:
 
 
 # ---- part 1 ----------------------------------------------------------------------------------
+LABEL_WEIGHTS = (0.25, 1.0, 4.0, 16.0, 64.0)  # candidates; one is picked from the pilot runs
+PROJECTION_FORMS = ("linear_ot", "pq_ot", "p_quadratic", "mixing_law_log")
+
+
+def project_observed(table: np.ndarray, sizes: tuple[int, ...], target: int) -> tuple[np.ndarray, float]:
+    """Each mixture's own pilot means projected with E + A N^-alpha, alpha shared (no stage-1 form)."""
+    n = np.asarray(sizes, dtype=np.float64)
+    best = (np.inf, 0.5, None)
+    for a in np.geomspace(0.01, 3.0, 240):
+        x = np.column_stack([np.ones_like(n), n**-a])
+        coef = np.linalg.lstsq(x, table.T, rcond=None)[0]
+        err = float(np.sum((x @ coef - table.T) ** 2))
+        if err < best[0]:
+            best = (err, float(a), coef)
+    _, a, coef = best
+    return np.array([1.0, float(target) ** -a]) @ coef, a
+
+
 def part_fashion(quick: bool) -> None:
     print("== Part 1: Fashion-MNIST, 3 class-skewed sources, logistic regression on PCA-32 ==")
     rng = np.random.default_rng(0)
@@ -106,35 +124,52 @@ def part_fashion(quick: bool) -> None:
     data = build_sources(rng)
     ftr, ytr, fte, yte, reservoirs, target_idx, _ = data
     pilot_sizes = (200, 400, 800)
+    near = 1600  # a fourth pilot size, only for the shorter (2x) projection
     big = 3200
-    seeds = (0, 1, 2)
+    seeds = (0, 1, 2, 3, 4)
     grid = simplex_grid(5 if quick else 10)
     pools = []
     for k, res in enumerate(reservoirs):
         shown = np.random.default_rng(100 + k).choice(res, size=REVEALED, replace=False)
         pools.append(EmbeddingSet(ftr[shown], labels=ytr[shown], name=f"source{k}"))
     target = EmbeddingSet(fte[target_idx], labels=yte[target_idx], name="validation")
-    t_ot = time.perf_counter()
-    ot_fn = MixtureOT(pools, target, solver="sinkhorn", reg=0.05, label_cost="onehot")
-    ot_grid = ot_fn.values(grid)
-    t_ot = time.perf_counter() - t_ot
-    print(f"OT: {ot_fn.n_points[0]} pilot points vs {ot_fn.n_points[1]} validation points, "
-          f"{len(grid)} mixtures in {t_ot:.1f}s (eps={ot_fn.epsilon:.3g})")
 
     acc: dict[int, np.ndarray] = {}
     t_train = time.perf_counter()
-    for n in (*pilot_sizes, big):
+    for n in (*pilot_sizes, near, big):
         acc[n] = np.array([[train_accuracy(p, n, s, data) for s in seeds] for p in grid])
     t_train = time.perf_counter() - t_train
-    print(f"trained {len(grid) * len(seeds) * (len(pilot_sizes) + 1)} proxy models in {t_train:.0f}s")
+    print(f"trained {acc[big].size * len(acc)} proxy models ({len(grid)} mixtures x {len(seeds)} seeds x "
+          f"{len(acc)} sizes) in {t_train:.0f}s")
 
-    print("\nsize   corr(OT, acc)   seed SD (pts)   acc range (pts)")
+    # The label weight of the OT cost is chosen on the pilot runs only (N = 200, 400, 800).
+    t_ot = time.perf_counter()
+    pilot_w = np.vstack([grid for _ in pilot_sizes])
+    pilot_y = np.concatenate([acc[n].mean(axis=1) for n in pilot_sizes])
+    pilot_n = np.repeat(pilot_sizes, len(grid))
+    choice = select_label_weight(pools, target, pilot_w, pilot_y, sizes=pilot_n, candidates=LABEL_WEIGHTS,
+                                 solver="sinkhorn", reg=0.05)
+    ot_fn = choice.ot
+    ot_grid = ot_fn.values(grid)
+    t_ot = time.perf_counter() - t_ot
+    print(f"OT: {ot_fn.n_points[0]} pilot points vs {ot_fn.n_points[1]} validation points, one-hot label cost; "
+          f"{len(LABEL_WEIGHTS)} label weights x {len(grid)} mixtures in {t_ot:.1f}s")
+    print("label weight   pilot LOO MAE (pts)   corr at N=" + "/".join(map(str, pilot_sizes))
+          + f"   (corr at N={big}, not used)")
+    for c in LABEL_WEIGHTS:
+        o = choice.values[c][: len(grid)]  # the pilot rows are the grid, once per pilot size
+        rs = [pearsonr(o, acc[n].mean(axis=1))[0] for n in pilot_sizes]
+        mark = "  <- chosen" if c == choice.label_weight else ""
+        print(f"{c:>12g}   {choice.scores[c] * 100:8.2f}              "
+              + " ".join(f"{r:+.3f}" for r in rs) + f"        ({pearsonr(o, acc[big].mean(axis=1))[0]:+.3f}){mark}")
+
+    print(f"\nsize   corr(OT, acc)   Spearman   seed SD (pts)   acc range (%)   [label weight {choice.label_weight:g}]")
     noise = {}
-    for n in (*pilot_sizes, big):
+    for n in (*pilot_sizes, near, big):
         mean = acc[n].mean(axis=1)
         noise[n] = float(np.sqrt(np.mean(acc[n].var(axis=1, ddof=1)))) * 100
-        print(f"{n:>5}   {pearsonr(ot_grid, mean)[0]:+.3f}          {noise[n]:.2f}            "
-              f"{mean.min() * 100:.1f}-{mean.max() * 100:.1f}")
+        print(f"{n:>5}   {pearsonr(ot_grid, mean)[0]:+.3f}          {spearmanr(ot_grid, mean)[0]:+.3f}     {noise[n]:.2f}"
+              f"            {mean.min() * 100:.1f}-{mean.max() * 100:.1f}")
 
     def fit_rows(form, rows, sizes):
         w = np.vstack([grid[rows] for _ in sizes])
@@ -151,9 +186,9 @@ def part_fashion(quick: bool) -> None:
     split_rng = np.random.default_rng(7)
     region = grid[:, 1] >= 0.5
     print(f"\nstage-1 error at N={n_ref} (MAE, accuracy points; seed SD {noise[n_ref]:.2f}, 2x = {2 * noise[n_ref]:.2f})")
-    print("form          random 50% (5 splits)   leave-region-out (train p2<0.5 -> test p2>=0.5)")
+    print("form            random 50% (5 splits)   leave-region-out (train p2<0.5 -> test p2>=0.5)")
     splits = [split_rng.permutation(len(grid)) for _ in range(5)]
-    for form in FORMS_P1:
+    for form in (*FORMS_P1, "mixing_law_log"):
         errs = []
         for perm in splits:
             tr = np.zeros(len(grid), bool)
@@ -162,40 +197,52 @@ def part_fashion(quick: bool) -> None:
             errs.append(np.mean(np.abs(model.predict(grid[~tr], ot_values=ot_grid[~tr]) - truth[~tr])))
         model = fit_rows(form, ~region, [n_ref])
         lro = np.mean(np.abs(model.predict(grid[region], ot_values=ot_grid[region]) - truth[region]))
-        print(f"{form:<13} {np.mean(errs) * 100:6.2f}                  {lro * 100:6.2f}")
+        print(f"{form:<15} {np.mean(errs) * 100:6.2f}                  {lro * 100:6.2f}")
 
-    # Size projection to N=big.
+    # Size projection to N=big: 4x reach from 200/400/800, 2x reach from 400/800/1600.
     truth_big = acc[big].mean(axis=1)
     all_rows = np.ones(len(grid), bool)
-    print(f"\nsize projection to N={big} (MAE, points; seed SD at {big}: {noise[big]:.2f}, 2x = {2 * noise[big]:.2f})")
-    naive = np.mean(np.abs(acc[pilot_sizes[-1]].mean(axis=1) - truth_big)) * 100
-    print(f"reuse N={pilot_sizes[-1]} accuracy            {naive:6.2f}")
-    for form in ("linear_ot", "pq_ot", "p_quadratic"):
-        two = fit_rows(form, all_rows, pilot_sizes[-2:])
-        three = fit_rows(form, all_rows, pilot_sizes)
-        e2 = np.mean(np.abs(two.predict(grid, big, ot_values=ot_grid) - truth_big)) * 100
-        e3 = np.mean(np.abs(three.predict(grid, big, ot_values=ot_grid) - truth_big)) * 100
-        print(f"{form:<13} log, N={pilot_sizes[-2]},{pilot_sizes[-1]}: {e2:6.2f}   power, N={','.join(map(str, pilot_sizes))}: {e3:6.2f}"
-              f"  (alpha={three.size_alpha_:.2f})")
+    far, short = pilot_sizes, (400, 800, near)
+    print(f"\nsize projection to N={big} (MAE, points, against the mean of {len(seeds)} seeds; per-seed SD at {big}: "
+          f"{noise[big]:.2f}, target 2x = {2 * noise[big]:.2f}; SD of the {len(seeds)}-seed mean "
+          f"{noise[big] / np.sqrt(len(seeds)):.2f})")
+    print(f"reuse the largest pilot's accuracy      4x reach (N={far[-1]}): {np.mean(np.abs(acc[far[-1]].mean(1) - truth_big)) * 100:5.2f}"
+          f"   2x reach (N={short[-1]}): {np.mean(np.abs(acc[short[-1]].mean(1) - truth_big)) * 100:5.2f}")
+    for sizes, label in ((far, "4x"), (short, "2x")):
+        proj, a = project_observed(np.column_stack([acc[n].mean(axis=1) for n in sizes]), sizes, big)
+        print(f"observed means, power law (no form)     {label} reach N={','.join(map(str, sizes))}: "
+              f"{np.mean(np.abs(proj - truth_big)) * 100:5.2f}  (alpha={a:.2f})")
+    print(f"form             fitted at N={big} itself   log N={far[-2]},{far[-1]}   power N={','.join(map(str, far))}"
+          f"   power N={','.join(map(str, short))}")
+    for form in PROJECTION_FORMS:
+        floor = fit_rows(form, all_rows, [big])
+        e0 = np.mean(np.abs(floor.predict(grid, ot_values=ot_grid) - truth_big)) * 100
+        errs = []
+        for sizes in (far[-2:], far, short):
+            model = fit_rows(form, all_rows, sizes)
+            errs.append(np.mean(np.abs(model.predict(grid, big, ot_values=ot_grid) - truth_big)) * 100)
+        print(f"{form:<15}  {e0:6.2f}                    {errs[0]:6.2f}          {errs[1]:6.2f}"
+              f"                  {errs[2]:6.2f}")
 
     # Choose a mixture for N=big from the pilots and train on it for real.
     print(f"\nchosen mixture at N={big} (accuracy, %, mean of seeds)")
     best_i = int(np.argmax(truth_big))
     print(f"grid best        p={np.round(grid[best_i], 2)}  {truth_big[best_i] * 100:.2f}")
     check_seeds = (10, 11, 12, 13, 14)
+    gridbest_fresh = np.mean([train_accuracy(grid[best_i], big, s, data) for s in check_seeds])
     for form, sizes in (("linear_ot", pilot_sizes), ("linear_ot", pilot_sizes[-2:]), ("pq_ot", pilot_sizes), ("gbm", pilot_sizes)):
         w = np.vstack([grid for _ in sizes])
         y = np.concatenate([acc[n].mean(axis=1) for n in sizes])
         sz = np.concatenate([np.full(len(grid), float(n)) for n in sizes])
         model = PerformanceModel(form, ot=ot_fn, goal="max", n_boot=50).fit(w, y, sizes=sz, ot_values=np.tile(ot_grid, len(sizes)))
         t = time.perf_counter()
-        choice = optimize_mixture(model, big, starts=4)
+        choice_p = optimize_mixture(model, big, starts=4)
         t = time.perf_counter() - t
-        true = np.mean([train_accuracy(choice.weights, big, s, data) for s in check_seeds])
-        gridbest_fresh = np.mean([train_accuracy(grid[best_i], big, s, data) for s in check_seeds])
-        print(f"{form:<9} {len(sizes)} sizes p={np.round(choice.weights, 3)}  predicted {choice.predicted * 100:.2f} "
-              f"[{choice.lower * 100:.2f}, {choice.upper * 100:.2f}]  true {true * 100:.2f}  "
-              f"(grid best on the same fresh seeds {gridbest_fresh * 100:.2f}; gap {(gridbest_fresh - true) * 100:+.2f}; {t:.1f}s)")
+        true = np.mean([train_accuracy(choice_p.weights, big, s, data) for s in check_seeds])
+        print(f"{form:<9} {len(sizes)} sizes p={np.round(choice_p.weights, 3)}  predicted {choice_p.predicted * 100:.2f} "
+              f"[{choice_p.lower * 100:.2f}, {choice_p.upper * 100:.2f}]  true {true * 100:.2f}  "
+              f"(grid best on the same fresh seeds {gridbest_fresh * 100:.2f}; gap {(gridbest_fresh - true) * 100:+.2f}; {t:.1f}s)",
+              flush=True)
     print(f"part 1 took {time.perf_counter() - t0:.0f}s")
 
 

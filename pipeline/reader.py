@@ -110,10 +110,10 @@ def _extras(record: dict, opts: ReadOptions) -> dict[str, Any] | None:
 def _handle_line(line: bytes, row: int, part: Part, opts: ReadOptions, out: _Rows, whole: bool = True) -> None:
     if row == 0 and line.startswith(b"\xef\xbb\xbf"):
         line = line[3:]  # a byte-order mark is not content
-    if whole and not line.strip():
+    if whole and (not line or line.isspace()):
         return  # blank lines are not rows
     default_id = f"{part.shard_id}#{row}"
-    if not whole or len(line.rstrip(b"\r\n")) > opts.max_doc_bytes:
+    if not whole or (len(line) > opts.max_doc_bytes and len(line.rstrip(b"\r\n")) > opts.max_doc_bytes):
         reason = f"line longer than {opts.max_doc_bytes} bytes"
         _fail(opts, part, row, reason)
         out.bad(row, default_id, reason, line)
