@@ -12,7 +12,6 @@ from typing import Iterable, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 
 STATUSES = ("kept", "dropped", "duplicate", "malformed")
 LEDGER_SCHEMA = pa.schema(
@@ -96,6 +95,8 @@ def read_ledger(job_dir: str | Path) -> pa.Table:
     path = Path(job_dir) / "ledger"
     if not path.is_dir():
         raise FileNotFoundError(f"{job_dir}: no ledger/ directory; is this a thresher job output?")
+    import pyarrow.dataset as pads  # pulls in pandas: only where a whole ledger is read
+
     return pads.dataset(path, format="parquet", schema=LEDGER_SCHEMA).to_table()
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.dedupe.components import local_components
 from pipeline.dedupe.exact import exact_groups
-from pipeline.dedupe.fuzzy import bucket_edges, jaccard, sorted_sets
+from pipeline.dedupe.fuzzy import bucket_edges, group_value_order, jaccard, sorted_sets
 from pipeline.dedupe.groups import choose_representatives
 from pipeline.dedupe.lsh import choose_bands
 from pipeline.dedupe.minhash import EMPTY, MinHasher, band_keys, estimate_jaccard, text_signatures
@@ -86,6 +86,17 @@ def test_the_byte_path_gives_the_unicode_paths_words():
         fast, ref = words(batch), _words_unicode(batch)
         assert np.array_equal(fast.offsets, ref.offsets)
         assert np.array_equal(fast.hashes, ref.hashes)
+
+
+@pytest.mark.parametrize("groups", [1, 300, 70_000])
+def test_group_value_order_is_lexsort(groups):
+    rng = np.random.default_rng(groups)
+    group = rng.integers(0, groups, 50_000)
+    values = rng.integers(0, 2**64 - 1, 50_000, dtype=np.uint64, endpoint=True)
+    values[::7] = values[1::7][: len(values[::7])]  # ties inside and across groups
+    got, ref = group_value_order(group, values), np.lexsort((values, group))
+    assert np.array_equal(np.sort(got), np.arange(len(group)))  # a permutation
+    assert np.array_equal(group[got], group[ref]) and np.array_equal(values[got], values[ref])  # equal rows in any order
 
 
 def _random_pair(rng, n: int, jac: float) -> tuple[np.ndarray, np.ndarray]:

@@ -75,12 +75,24 @@ def buckets_task(key: str, ctx: dict) -> dict:
     return {"pairs": int(len(u)), **stats}
 
 
+def group_value_order(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A permutation that sorts by group, then value (as `np.lexsort((values, group))`, ties in any order).
+
+    With fewer than 2**16 groups, a sort by value followed by a stable sort by group
+    (a radix sort on 16-bit keys) does the same about twice as fast.
+    """
+    if len(group) == 0 or int(group.max()) >= 1 << 16 or int(group.min()) < 0:
+        return np.lexsort((values, group))
+    by_value = np.argsort(values)
+    return by_value[np.argsort(group.astype(np.uint16)[by_value], kind="stable")]
+
+
 def sorted_sets(texts: pa.Array, ngram: int) -> pa.ListArray:
     """Sorted unique shingle hashes per text, as a list<uint64> column."""
     sh = shingles(texts, ngram)
     counts = np.diff(sh.offsets)
     doc = np.repeat(np.arange(len(counts)), counts)
-    order = np.lexsort((sh.hashes, doc))
+    order = group_value_order(doc, sh.hashes)
     h, d = sh.hashes[order], doc[order]
     keep = np.concatenate(([True], (h[1:] != h[:-1]) | (d[1:] != d[:-1]))) if len(h) else np.zeros(0, bool)
     h, d = h[keep], d[keep]
@@ -140,7 +152,7 @@ def jaccard(a: pa.ListArray, b: pa.ListArray, chunk_values: int = 1 << 21) -> np
         ea, eb = pc.list_parent_indices(ca).to_numpy(), pc.list_parent_indices(cb).to_numpy()
         vals = np.concatenate([va, vb])
         rows = np.concatenate([ea, eb])
-        order = np.lexsort((vals, rows))
+        order = group_value_order(rows, vals)
         vals, rows = vals[order], rows[order]
         same = (vals[1:] == vals[:-1]) & (rows[1:] == rows[:-1])
         inter = np.bincount(rows[1:][same], minlength=e - s)
