@@ -50,6 +50,10 @@ class _Rows:
     reasons: list[str | None] = field(default_factory=list)
     raws: list[str | None] = field(default_factory=list)
     extra: list[dict[str, Any] | None] = field(default_factory=list)
+    only: frozenset[int] | None = None  # row numbers to parse; None for all
+
+    def skip(self, row: int) -> bool:
+        return self.only is not None and row not in self.only
 
     def good(self, row: int, doc_id: str, text: str, extra: dict[str, Any] | None) -> None:
         self.ids.append(doc_id)
@@ -189,7 +193,8 @@ def _read_jsonl(part: Part, opts: ReadOptions, out: _Rows) -> None:
             if part.byte_stop is not None and pos >= part.byte_stop:
                 break
             pos += used
-            _handle_line(line, row, part, opts, out, whole)
+            if not out.skip(row):
+                _handle_line(line, row, part, opts, out, whole)
             row += 1
 
 
@@ -201,7 +206,7 @@ def _read_jsonl_gz(part: Part, opts: ReadOptions, out: _Rows) -> None:
             for line, _, whole in _Lines(fh, opts.max_doc_bytes, budget):
                 if part.stop is not None and row >= part.stop:
                     break
-                if row >= part.start:
+                if row >= part.start and not out.skip(row):
                     _handle_line(line, row, part, opts, out, whole)
                 row += 1
     except (EOFError, OSError, zlib.error, ShardError) as exc:
@@ -311,9 +316,13 @@ def _extra_columns(extra: list[dict[str, Any] | None], names: Iterable[str]) -> 
     return cols
 
 
-def read_part(part: Part, opts: ReadOptions) -> pa.Table:
-    """All rows of a part: `id`, `text`, `__row`, `__malformed`, `__raw`, plus kept fields."""
-    out = _Rows()
+def read_part(part: Part, opts: ReadOptions, rows: Iterable[int] | None = None) -> pa.Table:
+    """All rows of a part: `id`, `text`, `__row`, `__malformed`, `__raw`, plus kept fields.
+
+    With `rows` (row numbers, as in `__row`), only those rows: a JSON line that is
+    not asked for is not parsed, so re-reading a few documents of a part is cheap.
+    """
+    out = _Rows(only=frozenset(int(r) for r in rows) if rows is not None else None)
     try:
         _READERS[part.fmt](part, opts, out)
     except MalformedInput:
@@ -341,6 +350,8 @@ def read_part(part: Part, opts: ReadOptions) -> pa.Table:
     for name, arr in _extra_columns(out.extra, names).items():
         columns[name if name not in reserved else f"input_{name}"] = arr
     table = pa.table(columns)
+    if out.only is not None and part.fmt not in ("jsonl", "jsonl.gz"):  # columnar formats read whole, then pick
+        table = table.filter(pc.is_in(table["__row"], value_set=pa.array(sorted(out.only), pa.int64())))
     if opts.id_field:
         table = _mark_duplicate_ids(table, part, opts)
     return table

@@ -129,7 +129,8 @@ def test_signatures_are_the_same_whatever_the_slicing_and_empty_docs_are_marked(
 
 def test_minhash_stage_encodes_band_keys_and_nulls_for_wordless_texts():
     stage = MinHashStage(num_perm=32, ngram=3, bands=4, rows=8)
-    out = stage(pa.table({"text": ["one two three four", "one two three four", "!!!"]}))
+    out = stage.run_checked(pa.table({"text": ["one two three four", "one two three four", "!!!"], "__row": [4, 7, 9]}))
+    assert out["source_row"].to_pylist() == [4, 7, 9]  # where verification finds the text again
     valid, keys = decode_bands(out["minhash_bands"], 4)
     assert valid.tolist() == [True, True, False]
     assert keys.shape == (2, 4) and np.array_equal(keys[0], keys[1])

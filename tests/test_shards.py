@@ -140,3 +140,26 @@ def test_iter_documents_skips_bad_rows(tmp_path):
     batches = list(iter_documents(tmp_path, batch_rows=1))
     assert [b["text"][0].as_py() for b in batches] == ["a", "b"]
     assert batches[1]["k"][0].as_py() == 2
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "jsonl.gz", "parquet"])
+def test_reading_chosen_rows_gives_those_rows_of_a_full_read(tmp_path, fmt):
+    rows = [{"text": f"doc {i}", "id": f"d{i}"} for i in range(40)]
+    path = tmp_path / f"s.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        write_jsonl(path, rows, gz=fmt.endswith("gz"))
+        lines = path.read_bytes() if fmt == "jsonl" else None
+        if lines is not None:  # a blank line and a broken row shift nothing: rows count lines
+            text = lines.decode().splitlines()
+            text[5], text[9] = "", "{broken"
+            path.write_text("\n".join(text) + "\n")
+    _, shards = discover(path)
+    part = plan_parts(shards)[0]
+    whole = read_part(part, ReadOptions(id_field="id"))
+    wanted = [3, 9, 17, 18, 39, 55]  # a malformed row and a row past the end too
+    some = read_part(part, ReadOptions(id_field="id"), rows=wanted)
+    expected = whole.filter(pa.compute.is_in(whole["__row"], value_set=pa.array(wanted)))
+    assert some.equals(expected)
+    assert some["__row"].to_pylist() == [r for r in wanted if r < 40 and not (fmt == "jsonl" and r == 5)]

@@ -102,16 +102,19 @@ def sorted_sets(texts: pa.Array, ngram: int) -> pa.ListArray:
 
 
 def _part_texts(ctx: dict, i: int, positions: np.ndarray) -> pa.Array:
+    """Texts of part i's documents at these sidecar positions, parsing only their rows of the input."""
     part = Part.from_json(ctx["part_specs"][i])
     read = dict(ctx["read"])
     read["carry"] = tuple(read.get("carry", ()))
     read["strict"] = False
-    table = read_part(part, ReadOptions(**read))
-    good = table.filter(pc.is_null(table["__malformed"]))
-    ids = sidecar(ctx, i, ["id"])["id"]
-    if good.num_rows != len(ids) or not good["id"].equals(ids):
+    side = sidecar(ctx, i, ["id", "source_row"]).take(pa.array(positions))
+    table = read_part(part, ReadOptions(**read), rows=side["source_row"].to_numpy())
+    table = table.filter(pc.is_null(table["__malformed"])).sort_by("__row")
+    order = np.argsort(side["source_row"].to_numpy(), kind="stable")
+    ids = side["id"].combine_chunks().take(pa.array(order))
+    if table.num_rows != len(ids) or not table["id"].combine_chunks().equals(ids):
         raise RuntimeError(f"part {part.key}: the input no longer matches its signatures; rerun with a new --out")
-    return good["text"].combine_chunks().take(pa.array(positions))
+    return table["text"].combine_chunks().take(pa.array(np.argsort(order)))
 
 
 def shingles_task(key: str, ctx: dict) -> dict:

@@ -45,11 +45,15 @@ class ExactHashStage(Stage):
 
 
 class MinHashStage(Stage):
-    """Word n-gram MinHash -> LSH band keys (bands x uint64, little-endian); null for a text without words."""
+    """Word n-gram MinHash -> LSH band keys (bands x uint64, little-endian); null for a text without words.
+
+    The document's row in its part comes along (`source_row`), so verification can
+    re-read just the candidate documents instead of the whole part.
+    """
 
     name = "dedupe_minhash"
-    needs = ("text",)
-    adds = {"minhash_bands": pa.binary()}
+    needs = ("text", "__row")
+    adds = {"minhash_bands": pa.binary(), "source_row": pa.int64()}
     resources = Resources(cpus=1)
 
     def __init__(self, num_perm: int = 128, ngram: int = 5, bands: int = 16, rows: int = 8, seed: int = 1):
@@ -72,7 +76,7 @@ class MinHashStage(Stage):
         arr = pa.BinaryArray.from_buffers(pa.binary(), len(keys), [None, offsets.buffers()[1], pa.py_buffer(keys.tobytes())])
         if empty.any():
             arr = pc.if_else(pa.array(empty), pa.scalar(None, pa.binary()), arr)
-        return pa.table({"minhash_bands": arr})
+        return pa.table({"minhash_bands": arr, "source_row": batch["__row"]})
 
 
 def decode_bands(col: pa.Array | pa.ChunkedArray, bands: int) -> tuple[np.ndarray, np.ndarray]:
