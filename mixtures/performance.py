@@ -310,7 +310,24 @@ class PerformanceModel:
         return sum(c * est.gradient(row, o, og) for c, est in zip(coef, self.stage1_))
 
     def value_and_gradient(self, p: np.ndarray, n: float | None = None) -> tuple[float, np.ndarray]:
-        return float(self.predict(p, n)[0]), self.gradient(p, n)
+        """Prediction and gradient from one OT solve (the optimiser's inner call)."""
+        self._check_fitted()
+        if not self.has_gradient:
+            raise ValueError("the gbm form has no gradient; optimise it by search")
+        pp = self._check_weights(p)
+        if pp.shape[0] != 1:
+            raise ValueError("value_and_gradient takes one mixture")
+        row = pp[0]
+        if self.uses_ot:
+            if self.ot is None:
+                raise ValueError(f"form {self.form!r} needs ot= to compute gradients")
+            o, og = self.ot.value_and_grad(row)
+        else:
+            o, og = 0.0, np.zeros(row.size)
+        coef = self._coefficients(n, 1)[0]
+        value = float(self._combine(self.stage1_, pp, np.array([o]), coef[None, :])[0])
+        grad = sum(c * est.gradient(row, o, og) for c, est in zip(coef, self.stage1_))
+        return value, grad
 
     # ---- persistence -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -90,6 +90,30 @@ def test_gradient_matches_finite_differences(form, mixture_ot):
     h = 1e-5
     fd = (model.predict(q + h * d, 2000.0)[0] - model.predict(q - h * d, 2000.0)[0]) / (2 * h)
     assert model.gradient(q, 2000.0) @ d == pytest.approx(fd, rel=1e-4, abs=1e-8)
+    value, grad = model.value_and_gradient(q, 2000.0)
+    assert value == pytest.approx(model.predict(q, 2000.0)[0], rel=1e-12)
+    assert grad == pytest.approx(model.gradient(q, 2000.0), rel=1e-12, abs=1e-14)
+
+
+def test_value_and_gradient_solve_the_transport_once():
+    class CountingOT:
+        def __init__(self):
+            self.solves = 0
+
+        def value(self, p):
+            self.solves += 1
+            return float(p @ [1.0, 2.0, 4.0])
+
+        def value_and_grad(self, p):
+            self.solves += 1
+            return float(p @ [1.0, 2.0, 4.0]), np.array([1.0, 2.0, 4.0]) - 7.0 / 3
+
+    p = _grid(3, 4)
+    counting = CountingOT()
+    model = PerformanceModel("linear_ot", ot=counting, n_boot=0).fit(p, 0.9 - 0.1 * (p @ [1.0, 2.0, 4.0]))
+    counting.solves = 0
+    model.value_and_gradient(np.array([0.2, 0.3, 0.5]))
+    assert counting.solves == 1
 
 
 @pytest.mark.parametrize("form", FORMS)
