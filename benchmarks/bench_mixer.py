@@ -2,13 +2,15 @@
 
 Part 1 (projektor's experiment, on Fashion-MNIST instead of CIFAR-10). Three sources, each
 concentrated on a group of classes ({0-3}, {4-6}, {7-9}); a proxy model (logistic regression on
-PCA features) is trained on mixtures drawn from the sources at three pilot sizes and one large
-size. Each source reveals a few hundred pilot samples; OT is the debiased Sinkhorn divergence
-between the weighted pilot samples and a labelled validation set (one-hot label cost;
-the OTDD-style Gaussian label cost correlated less here, r = -0.47 against -0.72 at N = 800,
-because a source's rare classes hold too few points for stable class covariances). Reported: corr(OT, accuracy); error on held-out random mixtures and on a leave-region-out
-split against the seed noise; the size projection against reusing the largest pilot's accuracy;
-and the true accuracy of the chosen mixture against the best mixture on the grid.
+PCA features) is trained on mixtures drawn from the sources at pilot sizes 200, 400, 800 (and
+1,600 for a shorter projection) and at 3,200, 5 seeds each. Each source reveals a few hundred
+pilot samples; OT is the debiased Sinkhorn divergence between the weighted pilot samples and a
+labelled validation set with a one-hot label cost whose weight is chosen on the pilot runs
+only (leave-one-out error of accuracy ~ OT). Reported: corr(OT, accuracy); error on held-out
+random mixtures and on a leave-region-out split against the seed noise; the size projection
+(4x and 2x reach) against reusing the largest pilot's accuracy, with each form's own misfit
+at the target size as a floor; and the true accuracy of the chosen mixture against the best
+mixture on the grid.
 
 Part 2 (RegMix replay). Fit every form on the 512 training mixtures, predict the 256 test
 mixtures' Pile-CC loss, report Spearman's rho. Needs ../shared/data/regmix (skipped if absent).
