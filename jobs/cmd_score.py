@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="delete a previous job in --out instead of resuming it")
     add_read_options(p)
     add_ray_options(p)
+    p.add_argument("--engine", choices=("auto", "tasks", "data"), default="auto",
+                   help="how parts are scheduled: one Ray task per part, or a Ray Data stream with actor pools for "
+                        "scorers that load a model (default auto: tasks unless a scorer loads a model); same outputs")
     p.set_defaults(handler=run)
 
 
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     read = ReadOptions(text_field=args.text_field, id_field=args.id_field, carry=tuple(split_list(args.carry)),
                        strict=args.strict)
     job = MapJob(input=args.input, out_dir=out, stages=stages, read=read, part_bytes=args.part_mb * 1024 * 1024,
-                 workers=args.workers, address=args.address, quiet=args.quiet)
+                 workers=args.workers, address=args.address, quiet=args.quiet, engine=args.engine)
     try:
         summary = run_map_job(job)
     except (ShardError, JobConflict) as exc:
