@@ -149,23 +149,30 @@ def part_fashion(quick: bool) -> None:
     pilot_w = np.vstack([grid for _ in pilot_sizes])
     pilot_y = np.concatenate([acc[n].mean(axis=1) for n in pilot_sizes])
     pilot_n = np.repeat(pilot_sizes, len(grid))
-    choice = select_label_weight(pools, target, pilot_w, pilot_y, sizes=pilot_n, candidates=LABEL_WEIGHTS,
-                                 solver="sinkhorn", reg=0.05)
+    choices = {
+        cost: select_label_weight(pools, target, pilot_w, pilot_y, sizes=pilot_n, candidates=cands,
+                                  solver="sinkhorn", reg=0.05, label_cost=cost)
+        for cost, cands in (("onehot", LABEL_WEIGHTS), ("gaussian", LABEL_WEIGHTS[1:4]))
+    }
+    best_cost = min(choices, key=lambda k: choices[k].scores[choices[k].label_weight])
+    choice = choices[best_cost]
     ot_fn = choice.ot
     ot_grid = ot_fn.values(grid)
     t_ot = time.perf_counter() - t_ot
-    print(f"OT: {ot_fn.n_points[0]} pilot points vs {ot_fn.n_points[1]} validation points, one-hot label cost; "
-          f"{len(LABEL_WEIGHTS)} label weights x {len(grid)} mixtures in {t_ot:.1f}s")
-    print("label weight   pilot LOO MAE (pts)   corr at N=" + "/".join(map(str, pilot_sizes))
+    n_cands = sum(len(c.scores) for c in choices.values())
+    print(f"OT: {ot_fn.n_points[0]} pilot points vs {ot_fn.n_points[1]} validation points; "
+          f"{n_cands} label costs x {len(grid)} mixtures in {t_ot:.1f}s")
+    print("label cost, weight   pilot LOO MAE (pts)   corr at N=" + "/".join(map(str, pilot_sizes))
           + f"   (corr at N={big}, not used)")
-    for c in LABEL_WEIGHTS:
-        o = choice.values[c][: len(grid)]  # the pilot rows are the grid, once per pilot size
-        rs = [pearsonr(o, acc[n].mean(axis=1))[0] for n in pilot_sizes]
-        mark = "  <- chosen" if c == choice.label_weight else ""
-        print(f"{c:>12g}   {choice.scores[c] * 100:8.2f}              "
-              + " ".join(f"{r:+.3f}" for r in rs) + f"        ({pearsonr(o, acc[big].mean(axis=1))[0]:+.3f}){mark}")
+    for cost, ch in choices.items():
+        for c in ch.scores:
+            o = ch.values[c][: len(grid)]  # the pilot rows are the grid, once per pilot size
+            rs = [pearsonr(o, acc[n].mean(axis=1))[0] for n in pilot_sizes]
+            mark = "  <- chosen" if (cost, c) == (best_cost, choice.label_weight) else ""
+            print(f"{cost:>8} {c:>9g}   {ch.scores[c] * 100:8.2f}              "
+                  + " ".join(f"{r:+.3f}" for r in rs) + f"        ({pearsonr(o, acc[big].mean(axis=1))[0]:+.3f}){mark}")
 
-    print(f"\nsize   corr(OT, acc)   Spearman   seed SD (pts)   acc range (%)   [label weight {choice.label_weight:g}]")
+    print(f"\nsize   corr(OT, acc)   Spearman   seed SD (pts)   acc range (%)   [{best_cost} label cost, weight {choice.label_weight:g}]")
     noise = {}
     for n in (*pilot_sizes, near, big):
         mean = acc[n].mean(axis=1)

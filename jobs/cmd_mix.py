@@ -26,6 +26,9 @@ MIX_EXAMPLES = """examples:
 FIT_EXAMPLES = """examples:
   thresher mix fit pilots.csv --value-column accuracy --goal max --form linear_ot \\
       --pools web=web.npz code=code.npz --target val.npz --out model.json
+  thresher mix fit pilots.csv --value-column accuracy --goal max --form linear_ot \\
+      --pools web=web.npz code=code.npz --target val.npz --label-cost onehot --label-weight auto \\
+      --out model.json
   thresher mix fit train_mixture_1m.csv --values train_pile_loss_1m.csv --join index \\
       --weight-prefix train_the_pile_ --value-column metric/the_pile_pile_cc_val_loss \\
       --form mixing_law_log --out model.json
@@ -33,7 +36,9 @@ FIT_EXAMPLES = """examples:
 OBS is a wide CSV: one weight column per pool (named PREFIX + pool, default prefix weight_),
 an optional `size` column (training size; two sizes give projektor's log-size projection,
 three or more a power law), and value columns. Forms: linear_ot, pq_ot (need --pools and
---target), p_linear, p_quadratic, mixing_law, mixing_law_log, gbm.
+--target), p_linear, p_quadratic, mixing_law, mixing_law_log, gbm. `--label-weight auto` tries
+0.25, 1, 4, 16 and 64 and keeps the weight whose OT predicts the pilot metric best
+(leave-one-out error of a line in OT within each pilot size).
 """
 
 PREDICT_EXAMPLES = """examples:
