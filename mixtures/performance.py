@@ -291,42 +291,34 @@ class PerformanceModel:
         lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
         return mean, lo, hi
 
-    def gradient(self, p: np.ndarray, n: float | None = None) -> np.ndarray:
-        """d prediction / d p at one mixture (only directions that sum to zero are meaningful)."""
+    def _ot_at(self, p: np.ndarray, caller: str) -> tuple[np.ndarray, float, np.ndarray]:
+        """(checked weights, OT value, OT gradient) at one mixture: the one solve both gradient calls need."""
         self._check_fitted()
         if not self.has_gradient:
             raise ValueError("the gbm form has no gradient; optimise it by search")
         pp = self._check_weights(p)
         if pp.shape[0] != 1:
-            raise ValueError("gradient takes one mixture")
+            raise ValueError(f"{caller} takes one mixture")
         row = pp[0]
-        if self.uses_ot:
-            if self.ot is None:
-                raise ValueError(f"form {self.form!r} needs ot= to compute gradients")
-            o, og = self.ot.value_and_grad(row)
-        else:
-            o, og = 0.0, np.zeros(row.size)
+        if not self.uses_ot:
+            return pp, 0.0, np.zeros(row.size)
+        if self.ot is None:
+            raise ValueError(f"form {self.form!r} needs ot= to compute gradients")
+        o, og = self.ot.value_and_grad(row)
+        return pp, o, og
+
+    def gradient(self, p: np.ndarray, n: float | None = None) -> np.ndarray:
+        """d prediction / d p at one mixture (only directions that sum to zero are meaningful)."""
+        pp, o, og = self._ot_at(p, "gradient")
         coef = self._coefficients(n, 1)[0]
-        return sum(c * est.gradient(row, o, og) for c, est in zip(coef, self.stage1_))
+        return sum(c * est.gradient(pp[0], o, og) for c, est in zip(coef, self.stage1_))
 
     def value_and_gradient(self, p: np.ndarray, n: float | None = None) -> tuple[float, np.ndarray]:
         """Prediction and gradient from one OT solve (the optimiser's inner call)."""
-        self._check_fitted()
-        if not self.has_gradient:
-            raise ValueError("the gbm form has no gradient; optimise it by search")
-        pp = self._check_weights(p)
-        if pp.shape[0] != 1:
-            raise ValueError("value_and_gradient takes one mixture")
-        row = pp[0]
-        if self.uses_ot:
-            if self.ot is None:
-                raise ValueError(f"form {self.form!r} needs ot= to compute gradients")
-            o, og = self.ot.value_and_grad(row)
-        else:
-            o, og = 0.0, np.zeros(row.size)
+        pp, o, og = self._ot_at(p, "value_and_gradient")
         coef = self._coefficients(n, 1)[0]
         value = float(self._combine(self.stage1_, pp, np.array([o]), coef[None, :])[0])
-        grad = sum(c * est.gradient(row, o, og) for c, est in zip(coef, self.stage1_))
+        grad = sum(c * est.gradient(pp[0], o, og) for c, est in zip(coef, self.stage1_))
         return value, grad
 
     # ---- persistence -----------------------------------------------------------------
