@@ -45,7 +45,7 @@ from pipeline.outputs import (
 )
 from pipeline.reader import ReadOptions, read_part
 from pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS, Part, discover, plan_parts
-from pipeline.stage import Stage
+from pipeline.stage import Resources, Stage
 
 SIDECARS, LEDGER, MALFORMED = "sidecars", "ledger", "malformed"
 INTERNAL = ("__part", "__row", "__part_rows", "__malformed", "__raw")
@@ -411,14 +411,9 @@ def _run_pending(job: MapJob, pending: list[Part], meta: list[dict], carry: list
 
 def _task_resources(stages: list[Stage]) -> dict:
     """One task runs every stage in turn, so it reserves the most any of them declares."""
-    args: dict = {"num_cpus": max((s.resources.cpus for s in stages), default=1.0)}
-    gpus = max((s.resources.gpus for s in stages), default=0.0)
-    memory = max((s.resources.memory_mb or 0 for s in stages), default=0)
-    if gpus:
-        args["num_gpus"] = gpus
-    if memory:
-        args["memory"] = memory * 1024 * 1024
-    return args
+    return Resources(cpus=max((s.resources.cpus for s in stages), default=1.0),
+                     gpus=max((s.resources.gpus for s in stages), default=0.0),
+                     memory_mb=max((s.resources.memory_mb or 0 for s in stages), default=0) or None).ray_args()
 
 
 def _run_pending_tasks(job: MapJob, pending: list[Part], meta: list[dict], carry: list[str], workers: int) -> None:
