@@ -12,7 +12,10 @@ Two stages, as in projektor (Kang et al., NeurIPS 2023):
    shared by all mixtures (fitted on the pilot data), which is still linear in the L_s.
 
 Intervals are percentile bootstrap intervals of the mean prediction: the rows at each size
-are resampled and every stage-1 form refitted. Models save to JSON (never pickle).
+are resampled, every stage-1 form refitted and, under ``power``, the size exponent refitted
+too. Far from the pilots the exponent is the largest source of error, so an interval that held
+it fixed would be too narrow exactly where it matters. Give one row per training seed and the
+resampling covers seed noise as well. Models save to JSON (never pickle).
 """
 from __future__ import annotations
 
@@ -93,6 +96,7 @@ class PerformanceModel:
         self.law_: str = "none"
         self.stage1_: list = []
         self.boot_: list[list] | None = None
+        self.boot_alpha_: list[float] = []
         self.residual_sd_: float = float("nan")
         self.ot_config: dict | None = None
         self._train: dict[str, np.ndarray] | None = None
@@ -136,7 +140,7 @@ class PerformanceModel:
             raise ValueError(f"mixture row {bad[0]} sums to {s[bad[0]]:.6g}, expected 1")
         return np.clip(p, 0.0, None) / np.clip(p, 0.0, None).sum(axis=1, keepdims=True)
 
-    def _coefficients(self, n: np.ndarray | float | None, count: int) -> np.ndarray:
+    def _coefficients(self, n: np.ndarray | float | None, count: int, size_alpha: float | None = None) -> np.ndarray:
         """(count, S) weights on the stage-1 models for the requested sizes."""
         S = len(self.stage1_)
         if S == 1:
@@ -152,8 +156,9 @@ class PerformanceModel:
         nn = np.broadcast_to(np.asarray(n, dtype=np.float64), (count,))
         if (nn <= 0).any():
             raise ValueError("training size n must be positive")
-        design = _size_design(self.sizes_, self.law_, self.size_alpha_)
-        return _size_design(nn, self.law_, self.size_alpha_) @ np.linalg.pinv(design)
+        a = self.size_alpha_ if size_alpha is None else size_alpha
+        design = _size_design(self.sizes_, self.law_, a)
+        return _size_design(nn, self.law_, a) @ np.linalg.pinv(design)
 
     # ---- fitting ---------------------------------------------------------------------
     def fit(
@@ -216,18 +221,18 @@ class PerformanceModel:
             est = make_form(self.form, alpha=self.alpha, seed=self.seed, gbm_params=self.gbm_params)
             self.stage1_.append(est.fit(p[rows], o[rows], yv[rows]))
         if law == "power":
-            self.size_alpha_ = self._fit_size_exponent(p, o)
+            self.size_alpha_ = self._fit_size_exponent(self.stage1_, p, o)
         self._train = {"weights": p, "values": yv, "ot": o, "groups": groups}
         resid = yv - np.array([self.stage1_[g].predict(p[i : i + 1], o[i : i + 1])[0] for i, g in enumerate(groups)])
         self.residual_sd_ = float(np.sqrt(np.mean(resid**2)))
-        self.boot_ = None
+        self.boot_, self.boot_alpha_ = None, []
         if self.n_boot and self.form != "gbm":
-            self.boot_ = self._bootstrap(self.n_boot)
+            self.boot_, self.boot_alpha_ = self._bootstrap(self.n_boot)
         return self
 
-    def _fit_size_exponent(self, p: np.ndarray, o: np.ndarray) -> float:
+    def _fit_size_exponent(self, models: list, p: np.ndarray, o: np.ndarray) -> float:
         """The alpha whose E + A N^-alpha best explains the stage-1 predictions across sizes."""
-        table = np.column_stack([est.predict(p, o) for est in self.stage1_])
+        table = np.column_stack([est.predict(p, o) for est in models])
         best, best_err = 0.5, np.inf
         for a in np.geomspace(0.01, 3.0, 240):
             x = _size_design(self.sizes_, "power", a)
@@ -237,10 +242,12 @@ class PerformanceModel:
                 best, best_err = float(a), err
         return best
 
-    def _bootstrap(self, n_boot: int) -> list[list]:
+    def _bootstrap(self, n_boot: int) -> tuple[list[list], list[float]]:
+        """Replicate stage-1 models and, under the power law, each replicate's own size exponent."""
         t = self._train
         rng = np.random.default_rng(self.seed + 1)
-        reps = []
+        reps: list[list] = []
+        alphas: list[float] = []
         for _ in range(n_boot):
             rep = []
             for s, est in enumerate(self.stage1_):
@@ -248,7 +255,9 @@ class PerformanceModel:
                 pick = rng.choice(idx, size=idx.size, replace=True)
                 rep.append(refit_like(est, t["weights"][pick], t["ot"][pick], t["values"][pick]))
             reps.append(rep)
-        return reps
+            if self.law_ == "power":
+                alphas.append(self._fit_size_exponent(rep, t["weights"], t["ot"]))
+        return reps, alphas
 
     # ---- prediction ------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -284,10 +293,13 @@ class PerformanceModel:
         mean = self._combine(self.stage1_, pp, o, coef)
         if self.boot_ is None:
             if self.form == "gbm" and self.n_boot:
-                self.boot_ = self._bootstrap(self.n_boot)
+                self.boot_, self.boot_alpha_ = self._bootstrap(self.n_boot)
             else:
                 return mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan)
-        reps = np.stack([self._combine(rep, pp, o, coef) for rep in self.boot_])
+        alphas = self.boot_alpha_ if len(self.boot_alpha_) == len(self.boot_) else [None] * len(self.boot_)
+        reps = np.stack([
+            self._combine(rep, pp, o, self._coefficients(n, pp.shape[0], a)) for rep, a in zip(self.boot_, alphas)
+        ])
         lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
         return mean, lo, hi
 
@@ -342,6 +354,7 @@ class PerformanceModel:
             "residual_sd": self.residual_sd_,
             "stage1": [est.to_dict() for est in self.stage1_],
             "bootstrap": None if self.boot_ is None or self.form == "gbm" else [[e.to_dict() for e in rep] for rep in self.boot_],
+            "bootstrap_size_alpha": None if self.boot_ is None or self.form == "gbm" else list(self.boot_alpha_),
             "ot": self.ot_config,
             "training": {
                 "weights": t["weights"].tolist(),
@@ -395,6 +408,7 @@ class PerformanceModel:
                 model.stage1_ = [form_from_dict(model.form, e) for e in d["stage1"]]
                 boot = d.get("bootstrap")
                 model.boot_ = None if boot is None else [[form_from_dict(model.form, e) for e in rep] for rep in boot]
+                model.boot_alpha_ = [float(a) for a in (d.get("bootstrap_size_alpha") or [])]
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed performance model: missing or bad field {exc}") from None
         return model

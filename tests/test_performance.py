@@ -146,6 +146,45 @@ def test_interval_widens_with_noise():
     assert widths[1] > 10 * widths[0]
 
 
+def _far_coverage(model: PerformanceModel, p: np.ndarray, n: float, truth: np.ndarray) -> tuple[float, float]:
+    _, lo, hi = model.predict_interval(p, n)
+    return float(np.mean((truth >= lo) & (truth <= hi))), float(np.mean(hi - lo))
+
+
+def test_power_law_intervals_carry_the_size_exponent():
+    # Noisy pilots at 100/200/400, projected 8x past the largest: the exponent is uncertain, so
+    # replicates that refit it must give wider intervals that cover the truth far more often.
+    p = _grid(3, 4)
+    e, amp, true_alpha, far = 0.9 - 0.1 * p[:, 0], 1.0 + p[:, 1], 0.5, 3200.0
+    truth = e - amp * far**-true_alpha
+    refit_cov, fixed_cov, alphas = [], [], []
+    for trial in range(6):
+        rng = np.random.default_rng(100 + trial)
+        rows, ys, ns = [], [], []
+        for n in (100.0, 200.0, 400.0):
+            for _ in range(3):  # three training seeds, one row each
+                rows.append(p)
+                ys.append(e - amp * n**-true_alpha + 0.01 * rng.normal(size=len(p)))
+                ns.append(np.full(len(p), n))
+        model = PerformanceModel("p_quadratic", n_boot=60, seed=trial).fit(
+            np.vstack(rows), np.concatenate(ys), sizes=np.concatenate(ns)
+        )
+        assert len(model.boot_alpha_) == 60
+        alphas.append(np.std(model.boot_alpha_))
+        cov, width = _far_coverage(model, p, far, truth)
+        refit_cov.append(cov)
+        restored = PerformanceModel.from_json(model.to_json())
+        assert restored.boot_alpha_ == pytest.approx(model.boot_alpha_)
+        assert _far_coverage(restored, p, far, truth) == pytest.approx((cov, width))
+        model.boot_alpha_ = []  # the old behaviour: every replicate reuses the point exponent
+        cov_fixed, width_fixed = _far_coverage(model, p, far, truth)
+        fixed_cov.append(cov_fixed)
+        assert width > width_fixed
+    assert min(alphas) > 0.01
+    assert np.mean(refit_cov) >= 0.75
+    assert np.mean(refit_cov) > np.mean(fixed_cov) + 0.2
+
+
 def test_bad_use_raises_clear_errors(mixture_ot):
     p = _grid(3, 4)
     y = p[:, 0]
