@@ -9,7 +9,8 @@ labelled validation set with a one-hot label cost whose weight is chosen on the 
 only (leave-one-out error of accuracy ~ OT). Reported: corr(OT, accuracy); error on held-out
 random mixtures and on a leave-region-out split against the seed noise; the size projection
 (4x and 2x reach) against reusing the largest pilot's accuracy, with each form's own misfit
-at the target size as a floor; and the true accuracy of the chosen mixture against the best
+at the target size as a floor; whether the 90% bootstrap intervals of the projection (which refit
+the size exponent) contain the truth; and the true accuracy of the chosen mixture against the best
 mixture on the grid.
 
 Part 2 (RegMix replay). Fit every form on the 512 training mixtures, predict the 256 test
@@ -103,6 +104,7 @@ def simplex_grid(step: int) -> np.ndarray:
 # ---- part 1 ----------------------------------------------------------------------------------
 LABEL_WEIGHTS = (0.25, 1.0, 4.0, 16.0, 64.0)  # candidates; one is picked from the pilot runs
 PROJECTION_FORMS = ("linear_ot", "pq_ot", "p_quadratic", "mixing_law_log")
+PROJECTION_BOOT = 50
 
 
 def project_observed(table: np.ndarray, sizes: tuple[int, ...], target: int) -> tuple[np.ndarray, float]:
@@ -232,6 +234,36 @@ def part_fashion(quick: bool) -> None:
             errs.append(np.mean(np.abs(model.predict(grid, big, ot_values=ot_grid) - truth_big)) * 100)
         print(f"{form:<15}  {e0:6.2f}                    {errs[0]:6.2f}          {errs[1]:6.2f}"
               f"                  {errs[2]:6.2f}")
+
+    # How honest are the intervals far from the pilots? Fit on one row per seed, so the bootstrap
+    # resamples seeds as well as mixtures, and every replicate refits its own size exponent.
+    boot_rng = np.random.default_rng(11)
+    print(f"\n90% intervals at N={big} (fitted on one row per seed, {PROJECTION_BOOT} bootstrap replicates): "
+          "share of mixtures whose truth is inside, mean width (points)")
+    floor = []
+    for sizes in (far, short):
+        # The projection's own seed noise: redraw the pilot seeds, project again (no model form).
+        reps = [project_observed(np.column_stack([acc[n][:, boot_rng.integers(0, len(seeds), len(seeds))].mean(1)
+                                                  for n in sizes]), sizes, big)[0] for _ in range(100)]
+        floor.append(float(np.sqrt(np.mean(np.var(reps, axis=0)))) * 100)
+    print(f"seed noise of the projection itself (SD over redrawn pilot seeds, no form): 4x reach {floor[0]:.2f}, "
+          f"2x reach {floor[1]:.2f}")
+    print("                 exponent refitted per replicate          exponent held fixed")
+    print("form             4x: inside  width   2x: inside  width    4x: inside  width   2x: inside  width")
+    for form in PROJECTION_FORMS:
+        cells = []
+        for sizes in (far, short):
+            w = np.vstack([grid for _ in sizes for _ in seeds])
+            y = np.concatenate([acc[n][:, k] for n in sizes for k in range(len(seeds))])
+            sz = np.repeat(np.asarray(sizes, float), len(seeds) * len(grid))
+            model = PerformanceModel(form, ot=ot_fn, goal="max", n_boot=PROJECTION_BOOT).fit(
+                w, y, sizes=sz, ot_values=np.tile(ot_grid, len(sizes) * len(seeds)))
+            for refit in (True, False):
+                if not refit:  # the earlier intervals: every replicate kept the point exponent
+                    model.boot_alpha_ = []
+                _, lo, hi = model.predict_interval(grid, big, ot_values=ot_grid)
+                cells.append(f"{np.mean((truth_big >= lo) & (truth_big <= hi)):6.2f}  {np.mean(hi - lo) * 100:5.2f}")
+        print(f"{form:<15}  {cells[0]}       {cells[2]}            {cells[1]}       {cells[3]}", flush=True)
 
     # Choose a mixture for N=big from the pilots and train on it for real.
     print(f"\nchosen mixture at N={big} (accuracy, %, mean of seeds)")
