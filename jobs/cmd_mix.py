@@ -355,7 +355,7 @@ def run_predict(args: argparse.Namespace) -> int:
     weights = _align(obs, model.pools, args.mixtures)
     n = args.size if args.size is not None else obs.sizes
     try:
-        mean, lo, hi = model.predict_interval(weights, n, level=args.level)
+        mean, lo, hi = model.predict_interval(weights, n, level=args.level, kind=args.interval)
     except ValueError as exc:
         raise UsageError(f"{args.mixtures}: {exc}") from None
     with open(args.mixtures, newline="", encoding="utf-8") as fh:
@@ -385,7 +385,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     try:
         choice = optimize_mixture(
             model, args.size, caps=caps, available=available, prices=prices, budget=args.budget,
-            starts=args.starts, level=args.level, seed=args.seed,
+            starts=args.starts, level=args.level, interval=args.interval, seed=args.seed,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -485,6 +485,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="CSV to write")
     p.add_argument("--size", type=float, help="training size to predict at (default: the size column)")
     p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--interval", choices=("mean", "mixture"), default="mean",
+                   help="mean: the fitted surface; mixture: also one mixture's own misfit (default mean)")
     _obs_options(p)
     _ot_path_options(p)
     p.set_defaults(handler=run_predict)
@@ -500,6 +502,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, help="money available for the size samples")
     p.add_argument("--starts", type=int, default=8, help="optimiser starts (default 8)")
     p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--interval", choices=("mean", "mixture"), default="mean",
+                   help="mean: the fitted surface; mixture: also one mixture's own misfit (default mean)")
     p.add_argument("--seed", type=int, default=0)
     _ot_path_options(p)
     p.set_defaults(handler=run_optimize)

@@ -306,6 +306,7 @@ def optimize_mixture(
     n_candidates: int = 20000,
     top_k: int = 128,
     level: float = 0.9,
+    interval: str = "mean",
     seed: int = 0,
 ) -> MixtureChoice:
     """Best mixture for a fitted `PerformanceModel` at training size n.
@@ -313,6 +314,7 @@ def optimize_mixture(
     caps: maximum weight per pool; available: unique samples per pool (cap = available / n);
     prices: price per sample (per unit of weight when n is None); budget: money for the
     n * sum(price * p) samples. goal: "min"/"max", defaulting to the model's goal.
+    interval: "mean" or "mixture" (see `PerformanceModel.predict_interval`).
     """
     pools = list(model.pools)
     m = len(pools)
@@ -375,7 +377,7 @@ def optimize_mixture(
             for i in order[:3]
         ]
     best = np.clip(best, 0.0, None)
-    mean, lo, hi = model.predict_interval(best[None, :], n, level=level)
+    mean, lo, hi = model.predict_interval(best[None, :], n, level=level, kind=interval)
     active = _active_constraints(best, grad, feasible, pools)
     return MixtureChoice(
         pools=pools,

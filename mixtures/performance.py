@@ -15,7 +15,10 @@ Intervals are percentile bootstrap intervals of the mean prediction: the rows at
 are resampled, every stage-1 form refitted and, under ``power``, the size exponent refitted
 too. Far from the pilots the exponent is the largest source of error, so an interval that held
 it fixed would be too narrow exactly where it matters. Give one row per training seed and the
-resampling covers seed noise as well. Models save to JSON (never pickle).
+resampling covers seed noise as well. Such an interval is about the fitted mean surface; with
+``kind="mixture"`` each replicate also adds one pilot mixture's own residual at the largest
+pilot size (seeds averaged), so the interval covers how far one mixture can sit off the form.
+Models save to JSON (never pickle).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from mixtures.performance_forms import FORMS, OT_FORMS, form_from_dict, make_for
 
 FORMAT = "thresher.performance_model"
 SIZE_LAWS = ("auto", "log", "power", "none")
+INTERVAL_KINDS = ("mean", "mixture")
 GOALS = ("min", "max")
 
 
@@ -97,6 +101,7 @@ class PerformanceModel:
         self.stage1_: list = []
         self.boot_: list[list] | None = None
         self.boot_alpha_: list[float] = []
+        self.misfit_: np.ndarray = np.zeros(0)
         self.residual_sd_: float = float("nan")
         self.ot_config: dict | None = None
         self._train: dict[str, np.ndarray] | None = None
@@ -225,6 +230,9 @@ class PerformanceModel:
         self._train = {"weights": p, "values": yv, "ot": o, "groups": groups}
         resid = yv - np.array([self.stage1_[g].predict(p[i : i + 1], o[i : i + 1])[0] for i, g in enumerate(groups)])
         self.residual_sd_ = float(np.sqrt(np.mean(resid**2)))
+        last = groups == S - 1
+        _, mixture = np.unique(p[last], axis=0, return_inverse=True)
+        self.misfit_ = np.bincount(mixture.ravel(), weights=resid[last]) / np.bincount(mixture.ravel())
         self.boot_, self.boot_alpha_ = None, []
         if self.n_boot and self.form != "gbm":
             self.boot_, self.boot_alpha_ = self._bootstrap(self.n_boot)
@@ -282,11 +290,18 @@ class PerformanceModel:
         *,
         level: float = 0.9,
         ot_values: np.ndarray | None = None,
+        kind: str = "mean",
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(prediction, lower, upper): percentile bootstrap interval of the mean at `level`."""
+        """(prediction, lower, upper): percentile bootstrap interval at `level`.
+
+        kind="mean" bounds the fitted surface; kind="mixture" also adds the pilot mixtures'
+        own residuals, for the metric of one particular mixture.
+        """
         self._check_fitted()
         if not 0 < level < 1:
             raise ValueError("level must be in (0, 1)")
+        if kind not in INTERVAL_KINDS:
+            raise ValueError(f"kind must be one of {INTERVAL_KINDS}, got {kind!r}")
         pp = self._check_weights(p)
         o = self._ot_values(pp, ot_values)
         coef = self._coefficients(n, pp.shape[0])
@@ -300,6 +315,9 @@ class PerformanceModel:
         reps = np.stack([
             self._combine(rep, pp, o, self._coefficients(n, pp.shape[0], a)) for rep, a in zip(self.boot_, alphas)
         ])
+        if kind == "mixture" and self.misfit_.size:
+            rng = np.random.default_rng(self.seed + 2)
+            reps = reps + self.misfit_[rng.integers(0, self.misfit_.size, size=reps.shape)]
         lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
         return mean, lo, hi
 
@@ -352,6 +370,7 @@ class PerformanceModel:
             "seed": self.seed,
             "gbm_params": self.gbm_params,
             "residual_sd": self.residual_sd_,
+            "misfit": self.misfit_.tolist(),
             "stage1": [est.to_dict() for est in self.stage1_],
             "bootstrap": None if self.boot_ is None or self.form == "gbm" else [[e.to_dict() for e in rep] for rep in self.boot_],
             "bootstrap_size_alpha": None if self.boot_ is None or self.form == "gbm" else list(self.boot_alpha_),
@@ -388,6 +407,7 @@ class PerformanceModel:
             model.sizes_ = np.asarray(d["sizes"], dtype=np.float64)
             model.size_alpha_ = float("nan") if d.get("size_alpha") is None else float(d["size_alpha"])
             model.residual_sd_ = float(d["residual_sd"])
+            model.misfit_ = np.asarray(d.get("misfit") or [], dtype=np.float64)
             model.ot_config = d.get("ot")
             tr = d["training"]
             w = np.asarray(tr["weights"], dtype=np.float64)

@@ -75,6 +75,13 @@ def test_ot_fit_predict_optimize(files, capsys):
     expected = 0.93 - 0.05 * ot_fn.value([0.2, 0.5, 0.3])
     assert float(rows[0]["predicted"]) == pytest.approx(expected, abs=0.01)
     assert float(rows[0]["predicted_low"]) <= float(rows[0]["predicted"]) <= float(rows[0]["predicted_high"])
+    assert main(["mix", "predict", "--model", str(model), str(d / "mixtures.csv"), "--size", "1000",
+                 "--interval", "mixture", "--out", str(d / "pred_mixture.csv")]) == 0
+    with (d / "pred_mixture.csv").open() as fh:
+        wide = list(csv.DictReader(fh))
+    assert float(wide[0]["predicted"]) == pytest.approx(float(rows[0]["predicted"]), rel=1e-12)
+    assert float(wide[0]["predicted_high"]) - float(wide[0]["predicted_low"]) > (
+        float(rows[0]["predicted_high"]) - float(rows[0]["predicted_low"]))
 
     capsys.readouterr()
     assert main(["mix", "optimize", "--model", str(model), "--size", "1000", "--caps", "code=0.5",

@@ -32,7 +32,7 @@ class QuadraticBowl:
     def value_and_gradient(self, p, n=None):
         return float(self.predict(p)[0]), self.gradient(p)
 
-    def predict_interval(self, p, n=None, level=0.9):
+    def predict_interval(self, p, n=None, level=0.9, kind="mean"):
         v = self.predict(p)
         return v, v - 0.1, v + 0.1
 

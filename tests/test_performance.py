@@ -185,6 +185,26 @@ def test_power_law_intervals_carry_the_size_exponent():
     assert np.mean(refit_cov) > np.mean(fixed_cov) + 0.2
 
 
+def test_mixture_intervals_cover_what_the_form_misses():
+    # A surface p_linear cannot follow: the mean interval is tight around the wrong plane for
+    # individual mixtures, the mixture interval adds their residuals and covers them.
+    p = _grid(3, 8)
+    rng = np.random.default_rng(5)
+    truth = 0.6 + 0.2 * p[:, 0] + 0.03 * np.sin(9.0 * p[:, 1])
+    y = np.concatenate([truth + 0.002 * rng.normal(size=len(p)) for _ in range(3)])  # three seeds
+    model = PerformanceModel("p_linear", n_boot=200).fit(np.vstack([p, p, p]), y)
+    assert model.misfit_.shape == (len(p),)  # one residual per distinct mixture, seeds averaged
+    _, lo_m, hi_m = model.predict_interval(p, kind="mean")
+    _, lo, hi = model.predict_interval(p, kind="mixture")
+    inside_mean = np.mean((truth >= lo_m) & (truth <= hi_m))
+    inside = np.mean((truth >= lo) & (truth <= hi))
+    assert inside >= 0.8 and inside > inside_mean + 0.3
+    again = PerformanceModel.from_json(model.to_json())
+    assert again.predict_interval(p, kind="mixture")[1] == pytest.approx(lo)
+    with pytest.raises(ValueError, match="kind must be"):
+        model.predict_interval(p, kind="run")
+
+
 def test_bad_use_raises_clear_errors(mixture_ot):
     p = _grid(3, 4)
     y = p[:, 0]
