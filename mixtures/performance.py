@@ -16,8 +16,9 @@ are resampled, every stage-1 form refitted and, under ``power``, the size expone
 too. Far from the pilots the exponent is the largest source of error, so an interval that held
 it fixed would be too narrow exactly where it matters. Give one row per training seed and the
 resampling covers seed noise as well. Such an interval is about the fitted mean surface; with
-``kind="mixture"`` each replicate also adds one pilot mixture's own residual at the largest
-pilot size (seeds averaged), so the interval covers how far one mixture can sit off the form.
+``kind="mixture"`` each replicate also adds one pilot mixture's out-of-fold residual at the
+largest pilot size (seeds averaged; the form refitted without that mixture), so the interval
+covers how far an unseen mixture can sit off the form.
 Models save to JSON (never pickle).
 """
 from __future__ import annotations
@@ -43,6 +44,11 @@ class OTFunction(Protocol):
     def value(self, p: np.ndarray) -> float: ...
 
     def value_and_grad(self, p: np.ndarray) -> tuple[float, np.ndarray]: ...
+
+
+def _min_rows(form: str, pools: int) -> int:
+    """Fewest rows per size a form can be fitted on."""
+    return {"gbm": 4, "mixing_law": pools + 2, "mixing_law_log": 2 * pools + 2}.get(form, 3)
 
 
 def _size_design(sizes: np.ndarray, law: str, alpha: float) -> np.ndarray:
@@ -216,7 +222,7 @@ class PerformanceModel:
         elif law == "power" and S < 3:
             raise ValueError("size_law='power' needs three or more pilot sizes")
         self.law_ = law
-        min_rows = {"gbm": 4, "mixing_law": m + 2, "mixing_law_log": 2 * m + 2}.get(self.form, 3)
+        min_rows = _min_rows(self.form, m)
         self.stage1_ = []
         for s in range(S):
             rows = groups == s
@@ -230,9 +236,7 @@ class PerformanceModel:
         self._train = {"weights": p, "values": yv, "ot": o, "groups": groups}
         resid = yv - np.array([self.stage1_[g].predict(p[i : i + 1], o[i : i + 1])[0] for i, g in enumerate(groups)])
         self.residual_sd_ = float(np.sqrt(np.mean(resid**2)))
-        last = groups == S - 1
-        _, mixture = np.unique(p[last], axis=0, return_inverse=True)
-        self.misfit_ = np.bincount(mixture.ravel(), weights=resid[last]) / np.bincount(mixture.ravel())
+        self.misfit_ = np.zeros(0)  # computed on the first kind="mixture" interval
         self.boot_, self.boot_alpha_ = None, []
         if self.n_boot and self.form != "gbm":
             self.boot_, self.boot_alpha_ = self._bootstrap(self.n_boot)
@@ -249,6 +253,28 @@ class PerformanceModel:
             if err < best_err:
                 best, best_err = float(a), err
         return best
+
+    def _mixture_misfit(self, folds: int = 5) -> np.ndarray:
+        """Out-of-fold residual of each pilot mixture at the largest size, seeds averaged.
+
+        Folds hold out whole mixtures, so a residual says how far a mixture the form never saw
+        sits off it; in-sample residuals would flatter flexible forms such as gbm.
+        """
+        t = self._train
+        last = np.flatnonzero(t["groups"] == len(self.stage1_) - 1)
+        p, o, y = t["weights"][last], t["ot"][last], t["values"][last]
+        _, mixture = np.unique(p, axis=0, return_inverse=True)
+        mixture = mixture.ravel()
+        count = int(mixture.max()) + 1
+        fold = np.random.default_rng(self.seed + 3).permutation(count) % min(folds, count)
+        est = self.stage1_[-1]
+        pred = est.predict(p, o)
+        for k in range(min(folds, count)):
+            held = fold[mixture] == k
+            if (~held).sum() < _min_rows(self.form, p.shape[1]):
+                continue  # too few pilot rows to refit without this fold: keep in-sample residuals
+            pred[held] = refit_like(est, p[~held], o[~held], y[~held]).predict(p[held], o[held])
+        return np.bincount(mixture, weights=y - pred, minlength=count) / np.bincount(mixture, minlength=count)
 
     def _bootstrap(self, n_boot: int) -> tuple[list[list], list[float]]:
         """Replicate stage-1 models and, under the power law, each replicate's own size exponent."""
@@ -315,7 +341,9 @@ class PerformanceModel:
         reps = np.stack([
             self._combine(rep, pp, o, self._coefficients(n, pp.shape[0], a)) for rep, a in zip(self.boot_, alphas)
         ])
-        if kind == "mixture" and self.misfit_.size:
+        if kind == "mixture":
+            if not self.misfit_.size:
+                self.misfit_ = self._mixture_misfit()
             rng = np.random.default_rng(self.seed + 2)
             reps = reps + self.misfit_[rng.integers(0, self.misfit_.size, size=reps.shape)]
         lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)

@@ -193,9 +193,9 @@ def test_mixture_intervals_cover_what_the_form_misses():
     truth = 0.6 + 0.2 * p[:, 0] + 0.03 * np.sin(9.0 * p[:, 1])
     y = np.concatenate([truth + 0.002 * rng.normal(size=len(p)) for _ in range(3)])  # three seeds
     model = PerformanceModel("p_linear", n_boot=200).fit(np.vstack([p, p, p]), y)
-    assert model.misfit_.shape == (len(p),)  # one residual per distinct mixture, seeds averaged
     _, lo_m, hi_m = model.predict_interval(p, kind="mean")
     _, lo, hi = model.predict_interval(p, kind="mixture")
+    assert model.misfit_.shape == (len(p),)  # one residual per distinct mixture, seeds averaged
     inside_mean = np.mean((truth >= lo_m) & (truth <= hi_m))
     inside = np.mean((truth >= lo) & (truth <= hi))
     assert inside >= 0.8 and inside > inside_mean + 0.3
@@ -203,6 +203,17 @@ def test_mixture_intervals_cover_what_the_form_misses():
     assert again.predict_interval(p, kind="mixture")[1] == pytest.approx(lo)
     with pytest.raises(ValueError, match="kind must be"):
         model.predict_interval(p, kind="run")
+
+
+def test_mixture_misfit_is_out_of_fold():
+    # Boosted trees nearly interpolate their pilots; held-out mixtures show the real misfit.
+    p = _grid(3, 8)
+    rng = np.random.default_rng(6)
+    y = 0.6 + 0.2 * p[:, 0] + 0.03 * np.sin(9.0 * p[:, 1]) + 0.01 * rng.normal(size=len(p))
+    model = PerformanceModel("gbm", n_boot=20).fit(p, y)
+    in_sample = y - model.predict(p)
+    model.predict_interval(p[:3], kind="mixture")
+    assert np.mean(np.abs(model.misfit_)) > 1.5 * np.mean(np.abs(in_sample))
 
 
 def test_bad_use_raises_clear_errors(mixture_ot):
