@@ -76,7 +76,16 @@ def sinkhorn(
     f = softmin_rows(cost, log_b, g, eps)
     c = cost[active]
     fa, aa = f[active], a[active]
-    kernel = np.exp((fa[:, None] + g[None, :] - c) / eps)
+
+    def kernel_at(fa: np.ndarray, g: np.ndarray) -> np.ndarray:
+        return np.exp((fa[:, None] + g[None, :] - c) / eps)
+
+    def gentler(omega: float):
+        """Back to the last checked potentials with a smaller omega: the over-relaxation stopped contracting."""
+        fa, g = saved
+        return (1.0 if omega <= overrelax else float(overrelax)), fa, g, kernel_at(fa, g), np.ones(c.shape[0]), np.ones(c.shape[1])
+
+    kernel = kernel_at(fa, g)
     u = np.ones(c.shape[0])
     v = np.ones(c.shape[1])
     omega = float(overrelax)
@@ -98,14 +107,13 @@ def sinkhorn(
                 raise FloatingPointError(
                     f"Sinkhorn diverged at eps={eps:.3g}; raise reg (eps is reg times the mean cost)"
                 )
-            omega, adapt, (fa, g) = (1.0 if omega <= overrelax else float(overrelax)), False, saved
-            kernel = np.exp((fa[:, None] + g[None, :] - c) / eps)
-            u, v = np.ones(c.shape[0]), np.ones(c.shape[1])
+            omega, fa, g, kernel, u, v = gentler(omega)
+            adapt, last_err = False, np.inf
             continue
         if np.abs(np.log(u)).max() > _ABSORB_LIMIT or np.abs(np.log(v)).max() > _ABSORB_LIMIT:
             fa = fa + eps * np.log(u)
             g = g + eps * np.log(v)
-            kernel = np.exp((fa[:, None] + g[None, :] - c) / eps)
+            kernel = kernel_at(fa, g)
             u[:] = 1.0
             v[:] = 1.0
         if it % 10 == 0:
@@ -114,11 +122,8 @@ def sinkhorn(
             if err < tol:
                 break
             if omega > 1.0 and (err > 10.0 * best_err or it - best_it > 500):
-                # Over-relaxation is not contracting here: resume from the last check, gentler.
-                omega, adapt, (fa, g) = (1.0 if omega <= overrelax else float(overrelax)), False, saved
-                kernel = np.exp((fa[:, None] + g[None, :] - c) / eps)
-                u, v = np.ones(c.shape[0]), np.ones(c.shape[1])
-                last_err = np.inf
+                omega, fa, g, kernel, u, v = gentler(omega)
+                adapt, last_err = False, np.inf
                 continue
             if err < best_err:
                 best_err, best_it = err, it
