@@ -39,7 +39,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from benchmarks.common import peak_rss_mb, reference_data_dir, require_fashion_mnist  # noqa: E402
 from mixtures.optimize import optimize_mixture  # noqa: E402
-from mixtures.performance import PerformanceModel  # noqa: E402
+from mixtures.performance import PerformanceModel, fit_size_exponent, size_weights  # noqa: E402
 from mixtures.transport import EmbeddingSet, MixtureOT, select_label_weight  # noqa: E402
 
 GROUPS = ([0, 1, 2, 3], [4, 5, 6], [7, 8, 9])
@@ -110,15 +110,8 @@ PROJECTION_BOOT = 50
 def project_observed(table: np.ndarray, sizes: tuple[int, ...], target: int) -> tuple[np.ndarray, float]:
     """Each mixture's own pilot means projected with E + A N^-alpha, alpha shared (no stage-1 form)."""
     n = np.asarray(sizes, dtype=np.float64)
-    best = (np.inf, 0.5, None)
-    for a in np.geomspace(0.01, 3.0, 240):
-        x = np.column_stack([np.ones_like(n), n**-a])
-        coef = np.linalg.lstsq(x, table.T, rcond=None)[0]
-        err = float(np.sum((x @ coef - table.T) ** 2))
-        if err < best[0]:
-            best = (err, float(a), coef)
-    _, a, coef = best
-    return np.array([1.0, float(target) ** -a]) @ coef, a
+    a = fit_size_exponent(table, n)
+    return table @ size_weights(n, np.array([float(target)]), "power", a)[0], a
 
 
 def part_fashion(quick: bool) -> None:

@@ -58,6 +58,26 @@ def _size_design(sizes: np.ndarray, law: str, alpha: float) -> np.ndarray:
     return np.column_stack([np.ones_like(s), s ** (-alpha)])
 
 
+def size_weights(sizes: np.ndarray, n: np.ndarray, law: str, alpha: float) -> np.ndarray:
+    """(len(n), len(sizes)) weights that carry values at the pilot sizes to sizes n.
+
+    A least-squares fit of E + A N^-alpha ("power") or E + A log N ("log") through the pilot
+    values is linear in them, so projecting a table of values is `table @ weights.T`.
+    """
+    return _size_design(n, law, alpha) @ np.linalg.pinv(_size_design(sizes, law, alpha))
+
+
+def fit_size_exponent(table: np.ndarray, sizes: np.ndarray) -> float:
+    """The alpha whose E + A N^-alpha (one E and A per row, alpha shared) best fits a (rows, sizes) table."""
+    best, best_err = 0.5, np.inf
+    for a in np.geomspace(0.01, 3.0, 240):
+        fitted = table @ size_weights(sizes, sizes, "power", a).T
+        err = float(np.sum((table - fitted) ** 2))
+        if err < best_err:
+            best, best_err = float(a), err
+    return best
+
+
 class PerformanceModel:
     """Metric(p, N) fitted on pilot observations; scikit-learn-like (`fit`, `predict`).
 
@@ -167,9 +187,7 @@ class PerformanceModel:
         nn = np.broadcast_to(np.asarray(n, dtype=np.float64), (count,))
         if (nn <= 0).any():
             raise ValueError("training size n must be positive")
-        a = self.size_alpha_ if size_alpha is None else size_alpha
-        design = _size_design(self.sizes_, self.law_, a)
-        return _size_design(nn, self.law_, a) @ np.linalg.pinv(design)
+        return size_weights(self.sizes_, nn, self.law_, self.size_alpha_ if size_alpha is None else size_alpha)
 
     # ---- fitting ---------------------------------------------------------------------
     def fit(
@@ -244,15 +262,7 @@ class PerformanceModel:
 
     def _fit_size_exponent(self, models: list, p: np.ndarray, o: np.ndarray) -> float:
         """The alpha whose E + A N^-alpha best explains the stage-1 predictions across sizes."""
-        table = np.column_stack([est.predict(p, o) for est in models])
-        best, best_err = 0.5, np.inf
-        for a in np.geomspace(0.01, 3.0, 240):
-            x = _size_design(self.sizes_, "power", a)
-            fitted = table @ (x @ np.linalg.pinv(x)).T
-            err = float(np.sum((table - fitted) ** 2))
-            if err < best_err:
-                best, best_err = float(a), err
-        return best
+        return fit_size_exponent(np.column_stack([est.predict(p, o) for est in models]), self.sizes_)
 
     def _mixture_misfit(self, folds: int = 5) -> np.ndarray:
         """Out-of-fold residual of each pilot mixture at the largest size, seeds averaged.
@@ -337,10 +347,11 @@ class PerformanceModel:
                 self.boot_, self.boot_alpha_ = self._bootstrap(self.n_boot)
             else:
                 return mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan)
-        alphas = self.boot_alpha_ if len(self.boot_alpha_) == len(self.boot_) else [None] * len(self.boot_)
-        reps = np.stack([
-            self._combine(rep, pp, o, self._coefficients(n, pp.shape[0], a)) for rep, a in zip(self.boot_, alphas)
-        ])
+        if len(self.boot_alpha_) == len(self.boot_):  # power law: each replicate has its own exponent
+            coefs = [self._coefficients(n, pp.shape[0], a) for a in self.boot_alpha_]
+        else:
+            coefs = [coef] * len(self.boot_)
+        reps = np.stack([self._combine(rep, pp, o, c) for rep, c in zip(self.boot_, coefs)])
         if kind == "mixture":
             if not self.misfit_.size:
                 self.misfit_ = self._mixture_misfit()
