@@ -18,7 +18,6 @@ import hashlib
 import json
 import re
 import shutil
-import sys
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -295,14 +294,6 @@ def _check_manifest(job: MapJob, parts: list[Part]) -> dict:
     return manifest
 
 
-def _progress(total: int, done: int, quiet: bool):
-    if quiet:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=done, unit="part", desc="parts", file=sys.stderr, dynamic_ncols=True)
-
-
 def run_map_job(job: MapJob) -> dict:
     """Run (or resume) a map job and return its summary; see the module docstring."""
     out = Path(job.out_dir)
@@ -419,15 +410,12 @@ def _task_resources(stages: list[Stage]) -> dict:
 def _run_pending_tasks(job: MapJob, pending: list[Part], meta: list[dict], carry: list[str], workers: int) -> None:
     import ray
 
-    from pipeline.tasks import run_remote
+    from pipeline.tasks import progress, run_remote
 
-    bar = _progress(len(pending), 0, job.quiet)
+    bar = progress(len(pending), 0, job.quiet)
     stages = ray.put(job.stages)
     calls = [(str(job.out_dir), p.to_json(), stages, job.read, job.batch_rows, meta, carry) for p in pending]
-    run_remote(_process_part, calls, workers, _task_resources(job.stages), max_retries=3,
-               on_done=(lambda _: bar.update(1)) if bar else None)
-    if bar:
-        bar.close()
+    run_remote(_process_part, calls, workers, _task_resources(job.stages), bar=bar, max_retries=3)
 
 
 def _run_pending_data(job: MapJob, pending: list[Part], meta: list[dict], carry: list[str], workers: int) -> None:
@@ -456,7 +444,9 @@ def _run_pending_data(job: MapJob, pending: list[Part], meta: list[dict], carry:
     secs: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     expected: dict[str, int] = {}
     futures: dict[Any, str] = {}
-    bar = _progress(len(by_key), 0, job.quiet)
+    from pipeline.tasks import progress
+
+    bar = progress(len(by_key), 0, job.quiet)
     finished_parts = 0
 
     def launch(key: str) -> None:

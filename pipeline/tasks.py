@@ -16,38 +16,47 @@ from pipeline.shards import Part
 PartFn = Callable[..., dict]
 
 
+def progress(total: int, done: int, quiet: bool, *, unit: str = "part", desc: str = "parts"):
+    """A progress bar on stderr, or None when quiet."""
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True)
+
+
 def run_remote(
     fn: Callable[..., Any],
     calls: list[tuple],
     workers: int,
     resources: dict[str, Any] | None = None,
-    on_done: Callable[[Any], None] | None = None,
+    bar: Any = None,
     max_retries: int = 2,
-) -> list[Any]:
-    """`fn(*args)` as a Ray task for every args tuple, a bounded number in flight; results in call order.
+) -> None:
+    """`fn(*args)` as a Ray task for every args tuple, a bounded number in flight.
 
-    Twice as many tasks as workers are kept submitted, so a worker never waits for
-    the driver, while the driver never holds more than a few results at once.
-    A task's exception is re-raised here with its traceback.
+    The tasks write their own outputs, so results are not kept. Twice as many tasks as
+    workers are kept submitted, so a worker never waits for the driver. A task's exception
+    is re-raised here with its traceback. `bar` (see `progress`) advances per finished task
+    and is closed at the end.
     """
     import ray
 
     remote = ray.remote(max_retries=max_retries, **(resources or {"num_cpus": 1}))(fn)
-    results: list[Any] = [None] * len(calls)
-    index: dict[Any, int] = {}
-    queue = list(range(len(calls)))[::-1]
+    pending: set[Any] = set()
+    queue = list(calls)[::-1]
     limit = max(1, int(workers)) * 2
-    while queue or index:
-        while queue and len(index) < limit:
-            i = queue.pop()
-            index[remote.remote(*calls[i])] = i
-        done, _ = ray.wait(list(index), num_returns=1)
+    while queue or pending:
+        while queue and len(pending) < limit:
+            pending.add(remote.remote(*queue.pop()))
+        done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
-            i = index.pop(ref)
-            results[i] = ray.get(ref)
-            if on_done is not None:
-                on_done(results[i])
-    return results
+            pending.discard(ref)
+            ray.get(ref)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
 
 
 def _part_task(fn: PartFn, part_json: str, out_dir: str, kwargs: dict) -> dict:
@@ -74,16 +83,9 @@ def run_part_tasks(
 
         ensure_ray(address, quiet=quiet)
         size = workers or cluster_cpus()
-        bar = None
-        if not quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(parts), initial=len(parts) - len(pending), unit="part", desc=desc, file=sys.stderr)
         shared = ray.put(kwargs or {})
         run_remote(_part_task, [(fn, p.to_json(), str(out_dir), shared) for p in pending], size,
-                   on_done=(lambda _: bar.update(1)) if bar else None)
-        if bar:
-            bar.close()
+                   bar=progress(len(parts), len(parts) - len(pending), quiet, desc=desc))
     markers = []
     for p in parts:
         m = read_marker(out_dir, p.key)

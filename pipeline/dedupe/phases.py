@@ -12,7 +12,6 @@ read several times faster than Parquet, which matters at hundreds of files a pha
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -89,19 +88,11 @@ def run_phase(
     if pending:
         import ray
 
-        from pipeline.tasks import run_remote
+        from pipeline.tasks import progress, run_remote
 
-        bar = None
-        if not quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(keys), initial=len(keys) - len(pending), unit="task", desc=phase, file=sys.stderr,
-                       dynamic_ncols=True)
         shared = ray.put(kwargs or {})
         run_remote(_run_one, [(fn, str(marker(k)), k, shared) for k in pending], workers,
-                   on_done=(lambda _: bar.update(1)) if bar else None)
-        if bar:
-            bar.close()
+                   bar=progress(len(keys), len(keys) - len(pending), quiet, unit="task", desc=phase))
     out = []
     for k in keys:
         path = marker(k)
