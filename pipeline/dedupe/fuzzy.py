@@ -108,9 +108,10 @@ def _part_texts(ctx: dict, i: int, positions: np.ndarray) -> pa.Array:
     read["carry"] = tuple(read.get("carry", ()))
     read["strict"] = False
     side = sidecar(ctx, i, ["id", "source_row"]).take(pa.array(positions))
-    table = read_part(part, ReadOptions(**read), rows=side["source_row"].to_numpy())
+    rows = side["source_row"].to_numpy()
+    table = read_part(part, ReadOptions(**read), rows=rows)
     table = table.filter(pc.is_null(table["__malformed"])).sort_by("__row")
-    order = np.argsort(side["source_row"].to_numpy(), kind="stable")
+    order = np.argsort(rows, kind="stable")
     ids = side["id"].combine_chunks().take(pa.array(order))
     if table.num_rows != len(ids) or not table["id"].combine_chunks().equals(ids):
         raise RuntimeError(f"part {part.key}: the input no longer matches its signatures; rerun with a new --out")

@@ -2,8 +2,9 @@
 
 Near-duplicate detection should not see case, punctuation or digit changes, so
 texts are NFKC-normalised, lower-cased, digit runs become "0" and everything that
-is not a letter or digit becomes a word break (all in Arrow's C++ kernels). Words
-are hashed straight from the UTF-8 buffer with a polynomial hash computed by
+is not a letter or digit becomes a word break. Only texts with non-ASCII characters
+need Arrow's NFKC and lower-casing; letter and digit classes come from the regex
+engine `normalise` uses, looked up per byte. Words are hashed straight from the UTF-8 buffer with a polynomial hash computed by
 prefix sums (uint64 arithmetic wraps mod 2**64, and the odd base is invertible),
 then mixed; an n-gram's hash chains its words' hashes. No Python loop runs per
 document or per word.
@@ -194,18 +195,6 @@ def _byte_words(texts: pa.StringArray) -> tuple[np.ndarray, np.ndarray]:
     return hashes, np.bincount(text, minlength=n).astype(np.int64)
 
 
-def _general_words(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(word hashes, words per text) through Arrow's Unicode normalisation and split."""
-    n = len(texts)
-    split = pc.utf8_split_whitespace(normalise(texts))
-    flat = pc.list_flatten(split)
-    if len(flat) == 0:
-        return np.zeros(0, np.uint64), np.zeros(n, np.int64)
-    parent = pc.list_parent_indices(split).to_numpy()
-    nonempty = pc.greater(pc.utf8_length(flat), 0).to_numpy(zero_copy_only=False)
-    return _string_hashes(flat)[nonempty], np.bincount(parent[nonempty], minlength=n).astype(np.int64)
-
-
 _CHUNK_BYTES = 1 << 17
 
 
@@ -240,7 +229,14 @@ def _words_unicode(texts: pa.Array | pa.ChunkedArray) -> Words:
     """Every text through Arrow's normalise and split: the definition the byte path is tested against."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
-    return Words.from_counts(*_general_words(texts))
+    n = len(texts)
+    split = pc.utf8_split_whitespace(normalise(texts))
+    flat = pc.list_flatten(split)
+    if len(flat) == 0:
+        return Words.from_counts(np.zeros(0, np.uint64), np.zeros(n, np.int64))
+    parent = pc.list_parent_indices(split).to_numpy()
+    nonempty = pc.greater(pc.utf8_length(flat), 0).to_numpy(zero_copy_only=False)
+    return Words.from_counts(_string_hashes(flat)[nonempty], np.bincount(parent[nonempty], minlength=n).astype(np.int64))
 
 
 def shingles(texts: pa.Array | pa.ChunkedArray, ngram: int = 5) -> Words:
