@@ -35,6 +35,7 @@ from pipeline.outputs import (
     completed_keys,
     file_sha256,
     marker_path,
+    part_file,
     read_marker,
     remove_stale_tmp,
     safe_join,
@@ -332,7 +333,7 @@ def _outputs_intact(out: Path, key: str) -> bool:
     ok = marker is not None
     if ok:
         for name, digest in marker.get("outputs", {}).items():
-            path = safe_join(out, f"{name}/{key}.parquet")
+            path = part_file(out, name, key)
             if not path.exists() or file_sha256(path) != digest:
                 ok = False
                 break
@@ -391,7 +392,7 @@ def _run_pending(job: MapJob, pending: list[Part], meta: list[dict], carry: list
     for p in pending:  # chunks of a killed run may be cut differently: start those parts clean
         shutil.rmtree(safe_join(out, f"{TMP}/{p.key}"), ignore_errors=True)
         for sub in (SIDECARS, LEDGER, MALFORMED):  # and half-written files of a killed writer go too
-            target = safe_join(out, f"{sub}/{p.key}.parquet")
+            target = part_file(out, sub, p.key)
             remove_stale_tmp(target.parent, target.name)
     workers = job.workers or cluster_cpus()
     if engine == "tasks":
@@ -500,7 +501,7 @@ def _mark_ids_seen_in_earlier_parts(out: Path, parts: list[Part], read: ReadOpti
     """
     tables = []
     for i, p in enumerate(parts):
-        path = safe_join(out, f"{LEDGER}/{p.key}.parquet")
+        path = part_file(out, LEDGER, p.key)
         if path.exists():
             t = pq.read_table(path, columns=["id", "status", "reason"])
             order = np.int64(i) * (1 << 32) + np.arange(t.num_rows, dtype=np.int64)
@@ -537,7 +538,7 @@ def _mark_ids_seen_in_earlier_parts(out: Path, parts: list[Part], read: ReadOpti
 
 def _rewrite_part_with_duplicates(out: Path, part: Part, read: ReadOptions, dups: dict[int, tuple[str, str]]) -> None:
     """Mark ledger positions `dups` malformed, drop them from the sidecar, quarantine them; marker last."""
-    ledger_path = safe_join(out, f"{LEDGER}/{part.key}.parquet")
+    ledger_path = part_file(out, LEDGER, part.key)
     ledger = pq.read_table(ledger_path)
     status, reason = ledger["status"].to_pylist(), ledger["reason"].to_pylist()
     for pos, (_, why) in dups.items():
@@ -547,7 +548,7 @@ def _rewrite_part_with_duplicates(out: Path, part: Part, read: ReadOptions, dups
     if not new_ledger.equals(ledger):
         write_parquet_atomic(new_ledger, ledger_path)
     ids = pa.array(sorted({doc_id for doc_id, _ in dups.values()}), pa.string())
-    side_path = safe_join(out, f"{SIDECARS}/{part.key}.parquet")
+    side_path = part_file(out, SIDECARS, part.key)
     if side_path.exists():
         side = pq.read_table(side_path)
         keep = pc.invert(pc.is_in(side["id"], value_set=ids))
@@ -557,7 +558,7 @@ def _rewrite_part_with_duplicates(out: Path, part: Part, read: ReadOptions, dups
                 write_parquet_atomic(side, side_path)
             else:
                 side_path.unlink()
-    q_path = safe_join(out, f"{MALFORMED}/{part.key}.parquet")
+    q_path = part_file(out, MALFORMED, part.key)
     old_q = pq.read_table(q_path) if q_path.exists() else None
     have = set(old_q.filter(pc.starts_with(pc.fill_null(old_q["reason"], ""), CROSS_PART_DUPLICATE))["id"].to_pylist()) \
         if old_q is not None else set()

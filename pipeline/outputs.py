@@ -119,13 +119,18 @@ def remove_stale_tmp(directory: Path, name: str) -> int:
     return n
 
 
+def part_file(out: Path, subdir: str, part_key: str) -> Path:
+    """Where a part's file of one kind lives: `<out>/<subdir>/<part_key>.parquet`."""
+    return safe_join(out, f"{subdir}/{part_key}.parquet")
+
+
 def write_part_file(table: pa.Table, out: Path, subdir: str, part_key: str, outputs: dict[str, str]) -> None:
     """`<out>/<subdir>/<part_key>.parquet`, its SHA-256 recorded in `outputs` for the part's marker.
 
     An empty table writes nothing: zero-row Parquet trips some readers, and there is nothing to account for.
     """
     if table.num_rows:
-        path = safe_join(out, f"{subdir}/{part_key}.parquet")
+        path = part_file(out, subdir, part_key)
         write_parquet_atomic(table, path)
         outputs[subdir] = file_sha256(path)
 
