@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = PoolSpec(score=args.score, method=method, edges=edges, names=names, where=args.where,
                         tokens=args.tokens, unit=args.unit)
-        out = prepare_out(args.out, args.overwrite)
+        out = prepare_out(args.out, args.overwrite, markers=("pools.json", "summary.json"))
         result = build_pools(args.scored, out, spec, dedupe=args.dedupe)
     except PoolError as exc:
         raise UsageError(str(exc)) from None

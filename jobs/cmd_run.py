@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from jobs.cli import EXIT_FAILED, UsageError
-from jobs.common import print_outputs, say
+from jobs.common import prepare_out, print_outputs, say
 
 EXAMPLES = """examples:
   thresher run jobs/examples/local.yaml --dry-run     # validate and list the stages
@@ -65,10 +65,8 @@ def run(args: argparse.Namespace) -> int:
         for line in spec.describe():
             print("  " + line)
         return 0
-    if args.overwrite and spec.out.exists():
-        if not (spec.out / "summary.json").exists() and not (spec.out / "job-spec.json").exists() and any(spec.out.iterdir()):
-            raise UsageError(f"{spec.out} is not empty and is not a thresher job output; refusing to delete it")
-        shutil.rmtree(spec.out)
+    if args.overwrite:
+        prepare_out(spec.out, True, markers=("summary.json", "job-spec.json"))
     quiet = getattr(args, "quiet", False)
     try:
         summary = run_job(spec, log=lambda s: say(args, s), quiet=quiet, address=args.address)

@@ -55,10 +55,11 @@ def split_list(text: str | None) -> list[str]:
     return [x.strip() for x in (text or "").split(",") if x.strip()]
 
 
-def prepare_out(out: str, overwrite: bool) -> Path:
+def prepare_out(out: str | Path, overwrite: bool, markers: tuple[str, ...] = ("job.json",)) -> Path:
+    """The output directory, created; with overwrite, an earlier output (one holding a marker file) is deleted first."""
     path = Path(out)
     if overwrite and path.exists():
-        if not (path / "job.json").exists() and any(path.iterdir()):
+        if not any((path / m).exists() for m in markers) and any(path.iterdir()):
             raise UsageError(f"{path} is not empty and is not a thresher job output; refusing to delete it")
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,8 @@ def test_saved_datasetdict_scores_pools_and_materializes_to_load_dataset(tmp_pat
                  "--carry", "source", "--id-field", "uid", "--quiet"]) == 0
     assert main(["pools", str(tmp_path / "scored"), "--score", "gopher_words", "--quantiles", "0.5",
                  "--names", "short,long", "--out", str(tmp_path / "pools"), "--quiet"]) == 0
+    assert main(["pools", str(tmp_path / "scored"), "--score", "gopher_words", "--quantiles", "0.5",
+                 "--names", "short,long", "--out", str(tmp_path / "pools"), "--overwrite", "--quiet"]) == 0
     pools = json.loads((tmp_path / "pools" / "pools.json").read_text())
     unique = {p["name"]: p["unique"] for p in pools["pools"]}
     assert sum(p["documents"] for p in pools["pools"]) == 32
