@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 from jobs.cli import UsageError
 from jobs.common import print_outputs, say
+from jobs.job_spec import suffixed_number
 
 FIT_EXAMPLES = """examples:
   thresher fit runs.csv --law overfit --out fit.json \\
@@ -46,15 +46,11 @@ FRONTIER_EXAMPLES = """examples:
   thresher frontier --fit fit.json --pools pools.json --budgets 32M,64M,128M,640M --out frontier.json --plot frontier.png
 """
 
-_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
-
-
 def parse_amount(text: str, what: str = "budget") -> float:
     """'640M', '1.2e11', '2.5B' -> float."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*", text)
-    if not m:
+    value = suffixed_number(text)
+    if value is None:
         raise UsageError(f"{what} {text!r} is not a number (examples: 640M, 1.2e11, 2.5B)")
-    value = float(m.group(1)) * _SUFFIX[m.group(2).upper()]
     if not value > 0:
         raise UsageError(f"{what} must be positive, got {text!r}")
     return value

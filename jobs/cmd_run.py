@@ -95,16 +95,6 @@ def output_paths(spec, summary: dict) -> dict[str, Path]:
     return paths
 
 
-def _stage_errors() -> tuple[type[BaseException], ...]:
-    from pipeline.dedupe import DedupeError
-    from pipeline.executor import JobConflict
-    from pipeline.materialize import MaterializeError
-    from pipeline.pools import PoolError
-    from pipeline.shards import ShardError
-
-    return (DedupeError, JobConflict, MaterializeError, PoolError, ShardError, ValueError, RuntimeError, OSError)
-
-
 def run_job(spec, log: Callable[[str], None], quiet: bool = False, address: str | None = None,
             extra: dict[str, Any] | None = None) -> dict:
     """Run a validated spec's stages; returns the job summary (written to summary.json with report.html)."""
@@ -118,7 +108,7 @@ def run_job(spec, log: Callable[[str], None], quiet: bool = False, address: str 
     t0 = time.perf_counter()
     steps = {"score": _score, "dedupe": _dedupe, "pools": _pools, "fit": _fit, "plan": _plan,
              "materialize": _materialize}
-    errors = _stage_errors()
+    errors = (ValueError, RuntimeError, OSError)  # every stage's own errors (PoolError, JobConflict, ...) are ValueErrors
     for i, stage in enumerate(spec.stages, 1):
         log(f"[{i}/{len(spec.stages)}] {stage}")
         t1 = time.perf_counter()

@@ -62,6 +62,12 @@ def number(lo: float | None = None, hi: float | None = None, open_lo: bool = Fal
     return check
 
 
+def suffixed_number(text: str) -> float | None:
+    """'640M', '1.2e11', '2.5B' -> float; None when the text is not such a number."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*", text)
+    return None if m is None else float(m.group(1)) * _SUFFIX[m.group(2).upper()]
+
+
 def amount(where: str, v: Any) -> float:
     """A positive count with an optional K/M/B/T suffix: 640M, 1.2e11, 2.5B."""
     if isinstance(v, bool):
@@ -69,10 +75,10 @@ def amount(where: str, v: Any) -> float:
     if isinstance(v, (int, float)):
         value = float(v)
     else:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*", str(v))
-        if not m:
+        parsed = suffixed_number(str(v))
+        if parsed is None:
             raise _fail(where, f"must be a positive number such as 640M or 1.2e9, got {v!r}")
-        value = float(m.group(1)) * _SUFFIX[m.group(2).upper()]
+        value = parsed
     if not value > 0:
         raise _fail(where, f"must be positive, got {v!r}")
     return value
