@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from jobs.html_report import Report, new_figure
+from pipeline.ledger import STATUSES
 
 MAX_SOURCES = 10
 
@@ -43,12 +44,12 @@ def _histograms(report: Report, spec, summary: dict) -> None:
         return
     values = score_values(expr, table)
     sources = table["source"].to_pylist() if "source" in table.column_names else ["all"] * table.num_rows
-    names, counts = np.unique(np.asarray(sources, dtype=str), return_counts=True)
+    src = np.asarray(sources, dtype=str)
+    names, counts = np.unique(src, return_counts=True)
     top = [n for _, n in sorted(zip(-counts, names))][:MAX_SOURCES]
     fig, (ax,) = new_figure(8, 4.2)
     finite = values[np.isfinite(values)]
     bins = np.linspace(finite.min(), finite.max(), 41) if len(finite) and finite.max() > finite.min() else 20
-    src = np.asarray(sources, dtype=str)
     for name in top:
         v = values[(src == name) & np.isfinite(values)]
         ax.hist(v, bins=bins, histtype="step", density=True, lw=1.3, label=f"{name} ({len(v)})")
@@ -66,9 +67,9 @@ def _ledger(report: Report, spec, summary: dict) -> None:
     for stage in ("score", "dedupe"):
         led = summary.get(stage, {}).get("ledger")
         if led:
-            rows.append({"stage": stage, "rows": led["rows"], **{s: led[s] for s in ("kept", "dropped", "duplicate", "malformed")},
-                         "sum ok": sum(led[s] for s in ("kept", "dropped", "duplicate", "malformed")) == led["rows"]})
-    report.table(rows, ["stage", "rows", "kept", "dropped", "duplicate", "malformed", "sum ok"])
+            rows.append({"stage": stage, "rows": led["rows"], **{s: led[s] for s in STATUSES},
+                         "sum ok": sum(led[s] for s in STATUSES) == led["rows"]})
+    report.table(rows, ["stage", "rows", *STATUSES, "sum ok"])
     final = summary.get("dedupe", summary.get("score", {})).get("ledger")
     pools = summary.get("pools")
     if not final:
