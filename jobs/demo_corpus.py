@@ -84,44 +84,48 @@ MAX_DEBIAN_WORDS = 300_000
 
 def _debian_docs(pattern: str, sep: str) -> list[tuple[str, list[str]]]:
     import gzip
-    import re
+
+    from pipeline.corpus import split_documents
 
     files = []
     for f in sorted(Path("/").glob(pattern.lstrip("/"))):
         if not f.is_file() or f.suffix in (".dat", ".u8") or f.is_symlink():
             continue
         try:
-            raw = gzip.open(f, "rb").read() if f.suffix == ".gz" else f.read_bytes()
+            if f.suffix == ".gz":
+                with gzip.open(f, "rb") as fh:
+                    raw = fh.read()
+            else:
+                raw = f.read_bytes()
             text = raw.decode("utf-8", errors="replace")
         except OSError:
             continue
-        docs = [d.strip().replace("\x1e", " ") for d in re.split(sep, text) if len(d.strip()) > 40]
+        docs = [d.replace("\x1e", " ") for d in split_documents(text, "sep:" + sep, 41)]
         if docs:
             files.append((f.name, docs))
     return files
 
 
-def write_demo_tree(dest: Path, max_docs: int | None = None, debian: bool = True) -> dict[str, int]:
+def write_demo_tree(dest: Path, max_docs: int | None = None) -> dict[str, int]:
     """The stdlib tree plus installed Debian text; with `max_docs`, each source keeps its share of that many."""
     counts = write_stdlib_tree(dest)
-    if debian:
-        for source, (pattern, sep) in DEBIAN_TEXT.items():
-            left, words = MAX_DEBIAN_DOCS, MAX_DEBIAN_WORDS
-            for name, docs in _debian_docs(pattern, sep):
-                kept = []
-                for d in docs[:left]:
-                    words -= len(d.split())
-                    if words < 0:
-                        break
-                    kept.append(d)
-                docs = kept
-                left -= len(docs)
-                target = dest / source / (name + ".txt")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(SEPARATOR.join(docs), encoding="utf-8")
-                counts[source] = counts.get(source, 0) + len(docs)
-                if left <= 0 or words < 0:
+    for source, (pattern, sep) in DEBIAN_TEXT.items():
+        left, words = MAX_DEBIAN_DOCS, MAX_DEBIAN_WORDS
+        for name, docs in _debian_docs(pattern, sep):
+            kept = []
+            for d in docs[:left]:
+                words -= len(d.split())
+                if words < 0:
                     break
+                kept.append(d)
+            docs = kept
+            left -= len(docs)
+            target = dest / source / (name + ".txt")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(SEPARATOR.join(docs), encoding="utf-8")
+            counts[source] = counts.get(source, 0) + len(docs)
+            if left <= 0 or words < 0:
+                break
     if max_docs is not None:
         total = sum(counts.values())
         for source, n in list(counts.items()):
