@@ -57,7 +57,9 @@ class _Layout:
 
     def __init__(self, out: Path, summary: dict) -> None:
         self.out = out
-        self.stages = [s for s in ("score", "dedupe", "pools", "fit", "plan", "materialize") if s in summary["stages"]]
+        from jobs.job_spec import STAGES
+
+        self.stages = [s for s in STAGES if s in summary["stages"]]
         self.report = True
 
     def stage_dir(self, stage: str) -> Path:
