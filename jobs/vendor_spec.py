@@ -113,14 +113,15 @@ def _name(path: Path, key: str, value: Any) -> str:
     return value
 
 
-def _file(path: Path, key: str, value: Any) -> Path:
+def _file(path: Path, key: str, value: Any, suffixes: tuple[str, ...] | None = DATA_SUFFIXES) -> Path:
+    """An existing file, relative to the spec; `suffixes` None accepts any type."""
     if not isinstance(value, str) or not value.strip():
         raise _err(path, key, f"expected a file path, got {value!r}")
     p = Path(value)
     if not p.is_absolute():
         p = path.parent / p
-    if p.suffix.lower() not in DATA_SUFFIXES and key != "proxy.path":
-        raise _err(path, key, f"unsupported file type {p.suffix!r}; use one of {list(DATA_SUFFIXES)}")
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        raise _err(path, key, f"unsupported file type {p.suffix!r}; use one of {list(suffixes)}")
     if not p.is_file():
         raise _err(path, key, f"no such file: {p}")
     return p
@@ -223,7 +224,7 @@ def load_spec(path: str | Path) -> Spec:
     if proxy["kind"] == "pilot_csv":
         if "path" not in proxy:
             raise _err(path, "proxy.path", "missing: pilot_csv needs the CSV of your pilot runs")
-        proxy["path"] = _file(path, "proxy.path", proxy["path"])
+        proxy["path"] = _file(path, "proxy.path", proxy["path"], suffixes=None)
     elif "path" in proxy:
         raise _err(path, "proxy.path", "only used with kind: pilot_csv")
 
@@ -288,23 +289,14 @@ def load_spec(path: str | Path) -> Spec:
             if req not in rp:
                 raise _err(path, f"repetition.{req}", "missing (required)")
         repetition = {
-            "fit": _json_file(path, "repetition.fit", rp["fit"]),
-            "pools": _json_file(path, "repetition.pools", rp["pools"]),
+            "fit": _file(path, "repetition.fit", rp["fit"], suffixes=(".json",)),
+            "pools": _file(path, "repetition.pools", rp["pools"], suffixes=(".json",)),
             "budget": _number(path, "repetition.budget", rp["budget"], lo=0, lo_open=True),
             "params": None if rp.get("params") is None else _number(path, "repetition.params", rp["params"], lo=0,
                                                                      lo_open=True),
         }
     return Spec(path, name, budget, currency, min_gain, level, seed, owned, target, proxy, vendors, ot,
                 int(max_mb * 1024 * 1024), max_rows, evaluation, text, repetition)
-
-
-def _json_file(path: Path, key: str, value: Any) -> Path:
-    if not isinstance(value, str) or not value.endswith(".json"):
-        raise _err(path, key, f"expected a .json file path, got {value!r}")
-    p = Path(value) if Path(value).is_absolute() else path.parent / value
-    if not p.is_file():
-        raise _err(path, key, f"no such file: {p}")
-    return p
 
 
 # ---- data files --------------------------------------------------------------------------------
