@@ -39,7 +39,8 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from benchmarks.common import peak_rss_mb, reference_data_dir, require_fashion_mnist  # noqa: E402
 from mixtures.optimize import optimize_mixture  # noqa: E402
-from mixtures.performance import PerformanceModel, fit_size_exponent, size_weights  # noqa: E402
+from mixtures.performance import PerformanceModel  # noqa: E402
+from mixtures.size_laws import fit_size_exponent, size_weights  # noqa: E402
 from mixtures.transport import EmbeddingSet, MixtureOT, select_label_weight  # noqa: E402
 
 GROUPS = ([0, 1, 2, 3], [4, 5, 6], [7, 8, 9])

@@ -1,4 +1,4 @@
-"""`thresher mix fit | predict | optimize | ot`: the optimal-transport mixer from pilot runs to mixture weights."""
+"""`thresher mix fit | predict | optimize | exponent | ot`: the optimal-transport mixer from pilot runs to mixture weights."""
 from __future__ import annotations
 
 import argparse
@@ -38,7 +38,21 @@ an optional `size` column (training size; two sizes give projektor's log-size pr
 three or more a power law), and value columns. Forms: linear_ot, pq_ot (need --pools and
 --target), p_linear, p_quadratic, mixing_law, mixing_law_log, gbm. `--label-weight auto` tries
 0.25, 1, 4, 16 and 64 and keeps the weight whose OT predicts the pilot metric best
-(leave-one-out error of a line in OT within each pilot size).
+(leave-one-out error of a line in OT within each pilot size). `--size-prior` takes MEAN,SD or
+the JSON written by `thresher mix exponent`: a prior on the power law's size exponent from
+earlier sweeps that reached larger sizes (see that command).
+"""
+
+EXPONENT_EXAMPLES = """examples:
+  thresher mix exponent sweep_a.csv sweep_b.csv sweep_c.csv --value-column accuracy --out prior.json
+  thresher mix fit pilots.csv --value-column accuracy --goal max --form p_quadratic \
+      --size-prior prior.json --out model.json
+
+Each SWEEP is a wide CSV like OBS with three or more sizes, from an earlier study with the same
+kind of proxy model that went at least as far as you will project. Per sweep, E + A N^-alpha
+(E and A per mixture, alpha shared) is fitted to the means of the mixtures run at every size;
+the prior is the mean and SD of those exponents. Three pilot sizes pin the exponent down
+poorly, so a prior from sweeps that reached larger sizes steadies far projections.
 """
 
 PREDICT_EXAMPLES = """examples:
@@ -325,6 +339,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from mixtures.performance_forms import OT_FORMS
 
     obs = _read_obs(args.observations, args, [args.value_column])
+    size_prior = _size_prior(args.size_prior)
     config = _ot_config_from_args(args)
     ot_fn = None
     if args.form in OT_FORMS:
@@ -337,14 +352,16 @@ def run_fit(args: argparse.Namespace) -> int:
         say(args, f"OT: {ot_fn.solver}, {ot_fn.n_points[0]} pool points vs {ot_fn.n_points[1]} target points")
     try:
         model = PerformanceModel(
-            args.form, ot=ot_fn, size_law=args.size_law, goal=args.goal, alpha=args.alpha, n_boot=args.n_boot, seed=args.seed
+            args.form, ot=ot_fn, size_law=args.size_law, size_prior=size_prior, goal=args.goal, alpha=args.alpha,
+            n_boot=args.n_boot, seed=args.seed,
         ).fit(obs, args.value_column)
     except ValueError as exc:
         raise UsageError(f"{args.observations}: {exc}") from None
     model.ot_config = config if args.form in OT_FORMS else None
     out = model.save(args.out)
     sizes = ", ".join(f"{s:g}" for s in model.sizes_) or "one size"
-    say(args, f"fitted {args.form} on {len(obs)} runs ({sizes}; size law {model.law_}); in-sample RMSE {model.residual_sd_:.4g}")
+    law = model.law_ + (f", exponent {model.size_alpha_:.3f}" if model.law_ == "power" else "")
+    say(args, f"fitted {args.form} on {len(obs)} runs ({sizes}; size law {law}); in-sample RMSE {model.residual_sd_:.4g}")
     print_outputs({"model": out})
     return 0
 
@@ -370,6 +387,62 @@ def run_predict(args: argparse.Namespace) -> int:
     write_text_atomic(buf.getvalue(), out)
     say(args, f"predicted {len(mean)} mixtures with {model.form}")
     print_outputs({"predictions": out})
+    return 0
+
+
+def _size_prior(text: str | None) -> tuple[float, float] | None:
+    """--size-prior: MEAN,SD, or a JSON file from `thresher mix exponent`."""
+    if text is None:
+        return None
+    if text.lower().endswith(".json"):
+        path = Path(text)
+        try:
+            prior = json.loads(path.read_text(encoding="utf-8"))["size_prior"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise UsageError(f"{path}: not a size prior from `thresher mix exponent` ({exc})") from None
+    else:
+        parts = text.split(",")
+        try:
+            prior = [float(v) for v in parts]
+        except ValueError:
+            prior = parts
+        if len(parts) != 2:
+            raise UsageError(f"--size-prior {text!r} must be MEAN,SD or a .json file")
+    from mixtures.size_laws import check_prior
+
+    try:
+        return check_prior(prior)
+    except ValueError as exc:
+        raise UsageError(f"--size-prior {text!r}: {exc}") from None
+
+
+def run_exponent(args: argparse.Namespace) -> int:
+    from mixtures.size_laws import fit_size_exponent, observed_means, size_exponent_prior
+
+    sweeps, rows = [], []
+    for path in args.sweeps:
+        obs = _read_obs(path, args, [args.value_column])
+        if obs.sizes is None:
+            raise UsageError(f"{path}: no {args.size_column!r} column; a sweep needs three or more sizes")
+        sizes, groups = np.unique(obs.sizes, return_inverse=True)
+        if sizes.size < 3:
+            raise UsageError(f"{path}: {sizes.size} size(s) ({', '.join(f'{s:g}' for s in sizes)}); a sweep needs three or more")
+        table = observed_means(obs.weights, obs.value(args.value_column), groups.ravel(), sizes.size)
+        if not table.shape[0]:
+            raise UsageError(f"{path}: no mixture was run at every size ({', '.join(f'{s:g}' for s in sizes)})")
+        alpha = fit_size_exponent(table, sizes)
+        sweeps.append((table, sizes))
+        rows.append({"path": str(path), "exponent": alpha, "sizes": sizes.tolist(), "mixtures": int(table.shape[0])})
+        say(args, f"{path}: exponent {alpha:.3f} from {table.shape[0]} mixtures at sizes {', '.join(f'{s:g}' for s in sizes)}")
+    try:
+        mean, sd = size_exponent_prior(sweeps)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    say(args, f"size prior: {mean:.3f},{sd:.3f} (mean, SD over {len(sweeps)} sweeps)")
+    if args.out:
+        out = Path(args.out)
+        write_text_atomic(json.dumps({"size_prior": [mean, sd], "sweeps": rows}, indent=1), out)
+        print_outputs({"size_prior": out})
     return 0
 
 
@@ -469,7 +542,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="performance form (default linear_ot)")
     p.add_argument("--goal", choices=("min", "max"), default="min", help="min for losses, max for accuracies (default min)")
     p.add_argument("--size-law", choices=("auto", "log", "power", "none"), default="auto",
-                   help="extrapolation in size (default auto: log for 2 sizes, power for 3+)")
+                   help="extrapolation in size (default auto: log for 2 sizes, power for 3+ or with --size-prior)")
+    p.add_argument("--size-prior", metavar="MEAN,SD|PRIOR.json",
+                   help="prior on the power law's size exponent, e.g. from `thresher mix exponent`")
     p.add_argument("--values", help="second CSV with the value columns, joined on --join (RegMix layout)")
     p.add_argument("--join", help="key column shared by OBS and --values, e.g. index")
     p.add_argument("--n-boot", type=int, default=100, help="bootstrap replicates for intervals (default 100)")
@@ -507,6 +582,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     _ot_path_options(p)
     p.set_defaults(handler=run_optimize)
+
+    p = msub.add_parser("exponent", help="size-exponent prior from earlier sweeps with three or more sizes",
+                        epilog=EXPONENT_EXAMPLES, formatter_class=fmt)
+    p.add_argument("sweeps", metavar="SWEEP", nargs="+", help="wide CSV of an earlier sweep (two or more)")
+    p.add_argument("--value-column", required=True, help="metric column")
+    p.add_argument("--out", help="JSON to write (the prior and each sweep's exponent)")
+    _obs_options(p)
+    p.set_defaults(handler=run_exponent)
 
     p = msub.add_parser("ot", help="OT distances and gradients between pool mixtures and a target", epilog=OT_EXAMPLES,
                         formatter_class=fmt)

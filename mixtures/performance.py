@@ -10,6 +10,7 @@ Two stages, as in projektor (Kang et al., NeurIPS 2023):
    ``L(N, p) = sum_s c_s(N) L_s(p)``. With two sizes ``log`` is projektor's projection,
    linear in log N; with three or more ``power`` fits E(p) + A(p) N^-alpha with one alpha
    shared by all mixtures (fitted on the pilot data), which is still linear in the L_s.
+   A ``size_prior`` on alpha from earlier, longer sweeps steadies it (`size_laws`).
 
 Intervals are percentile bootstrap intervals of the mean prediction: the rows at each size
 are resampled, every stage-1 form refitted and, under ``power``, the size exponent refitted
@@ -31,6 +32,7 @@ import numpy as np
 
 from mixtures.mixture_observations import MixtureObservations
 from mixtures.performance_forms import FORMS, OT_FORMS, form_from_dict, make_form, refit_like
+from mixtures.size_laws import check_prior, fit_size_exponent, observed_means, size_weights
 
 FORMAT = "thresher.performance_model"
 SIZE_LAWS = ("auto", "log", "power", "none")
@@ -51,33 +53,6 @@ def _min_rows(form: str, pools: int) -> int:
     return {"gbm": 4, "mixing_law": pools + 2, "mixing_law_log": 2 * pools + 2}.get(form, 3)
 
 
-def _size_design(sizes: np.ndarray, law: str, alpha: float) -> np.ndarray:
-    s = np.asarray(sizes, dtype=np.float64)
-    if law == "log":
-        return np.column_stack([np.ones_like(s), np.log(s)])
-    return np.column_stack([np.ones_like(s), s ** (-alpha)])
-
-
-def size_weights(sizes: np.ndarray, n: np.ndarray, law: str, alpha: float) -> np.ndarray:
-    """(len(n), len(sizes)) weights that carry values at the pilot sizes to sizes n.
-
-    A least-squares fit of E + A N^-alpha ("power") or E + A log N ("log") through the pilot
-    values is linear in them, so projecting a table of values is `table @ weights.T`.
-    """
-    return _size_design(n, law, alpha) @ np.linalg.pinv(_size_design(sizes, law, alpha))
-
-
-def fit_size_exponent(table: np.ndarray, sizes: np.ndarray) -> float:
-    """The alpha whose E + A N^-alpha (one E and A per row, alpha shared) best fits a (rows, sizes) table."""
-    best, best_err = 0.5, np.inf
-    for a in np.geomspace(0.01, 3.0, 240):
-        fitted = table @ size_weights(sizes, sizes, "power", a).T
-        err = float(np.sum((table - fitted) ** 2))
-        if err < best_err:
-            best, best_err = float(a), err
-    return best
-
-
 class PerformanceModel:
     """Metric(p, N) fitted on pilot observations; scikit-learn-like (`fit`, `predict`).
 
@@ -85,8 +60,13 @@ class PerformanceModel:
     ----------
     form: one of FORMS (see the module docstring).
     ot: an OT function of the weights (e.g. `MixtureOT`), required by the OT forms.
-    size_law: "auto" (log for two pilot sizes, power for three or more), "log", "power",
-        or "none" (a single size; predictions ignore N).
+    size_law: "auto" (log for two pilot sizes, power for three or more, or for two with a
+        size prior), "log", "power", or "none" (a single size; predictions ignore N).
+    size_prior: (mean, sd) of the power-law exponent, measured on earlier sweeps of the same
+        proxy family that reached larger sizes (`mixtures.size_laws.size_exponent_prior`).
+        The exponent is then estimated from the means of the mixtures observed at every
+        pilot size, weighed against the prior; bootstrap replicates also draw the prior's
+        mean, so intervals carry its width.
     goal: "min" for losses, "max" for accuracies; used by the optimiser.
     alpha: ridge strength of the linear forms (on standardised features).
     n_boot: bootstrap replicates for intervals (0 disables intervals).
@@ -98,6 +78,7 @@ class PerformanceModel:
         *,
         ot: OTFunction | None = None,
         size_law: str = "auto",
+        size_prior: tuple[float, float] | None = None,
         goal: str = "min",
         alpha: float = 1e-3,
         n_boot: int = 100,
@@ -115,6 +96,9 @@ class PerformanceModel:
         self.form = form
         self.ot = ot
         self.size_law = size_law
+        self.size_prior = check_prior(size_prior)
+        if self.size_prior is not None and size_law in ("log", "none"):
+            raise ValueError(f"a size prior is for the power law; size_law is {size_law!r}")
         self.goal = goal
         self.alpha = float(alpha)
         self.n_boot = int(n_boot)
@@ -234,11 +218,11 @@ class PerformanceModel:
         if S == 1:
             law = "none"
         elif law == "auto":
-            law = "log" if S == 2 else "power"
+            law = "log" if S == 2 and self.size_prior is None else "power"
         elif law == "none":
             raise ValueError(f"size_law='none' but the observations have {S} sizes")
-        elif law == "power" and S < 3:
-            raise ValueError("size_law='power' needs three or more pilot sizes")
+        elif law == "power" and S < 3 and self.size_prior is None:
+            raise ValueError("size_law='power' needs three or more pilot sizes, or a size prior")
         self.law_ = law
         min_rows = _min_rows(self.form, m)
         self.stage1_ = []
@@ -249,9 +233,9 @@ class PerformanceModel:
                 raise ValueError(f"{what} has {int(rows.sum())} rows; form {self.form!r} needs at least {min_rows}")
             est = make_form(self.form, alpha=self.alpha, seed=self.seed, gbm_params=self.gbm_params)
             self.stage1_.append(est.fit(p[rows], o[rows], yv[rows]))
-        if law == "power":
-            self.size_alpha_ = self._fit_size_exponent(self.stage1_, p, o)
         self._train = {"weights": p, "values": yv, "ot": o, "groups": groups}
+        if law == "power":
+            self.size_alpha_ = self._fit_size_exponent(self.stage1_, np.arange(p.shape[0]))
         resid = yv - np.array([self.stage1_[g].predict(p[i : i + 1], o[i : i + 1])[0] for i, g in enumerate(groups)])
         self.residual_sd_ = float(np.sqrt(np.mean(resid**2)))
         self.misfit_ = np.zeros(0)  # computed on the first kind="mixture" interval
@@ -260,9 +244,18 @@ class PerformanceModel:
             self.boot_, self.boot_alpha_ = self._bootstrap(self.n_boot)
         return self
 
-    def _fit_size_exponent(self, models: list, p: np.ndarray, o: np.ndarray) -> float:
-        """The alpha whose E + A N^-alpha best explains the stage-1 predictions across sizes."""
-        return fit_size_exponent(np.column_stack([est.predict(p, o) for est in models]), self.sizes_)
+    def _fit_size_exponent(self, models: list, rows: np.ndarray, prior: tuple[float, float] | None = None) -> float:
+        """The alpha of E + A N^-alpha for the training rows `rows` (a bootstrap pick or all).
+
+        Without a prior it best explains the stage-1 predictions across sizes. With one, the
+        evidence must be independent observations, so it comes from the mixtures' own means.
+        """
+        t = self._train
+        if self.size_prior is None:
+            p, o = t["weights"][rows], t["ot"][rows]
+            return fit_size_exponent(np.column_stack([est.predict(p, o) for est in models]), self.sizes_)
+        table = observed_means(t["weights"][rows], t["values"][rows], t["groups"][rows], len(self.stage1_))
+        return fit_size_exponent(table, self.sizes_, prior or self.size_prior)
 
     def _mixture_misfit(self, folds: int = 5) -> np.ndarray:
         """Out-of-fold residual of each pilot mixture at the largest size, seeds averaged.
@@ -287,20 +280,32 @@ class PerformanceModel:
         return np.bincount(mixture, weights=y - pred, minlength=count) / np.bincount(mixture, minlength=count)
 
     def _bootstrap(self, n_boot: int) -> tuple[list[list], list[float]]:
-        """Replicate stage-1 models and, under the power law, each replicate's own size exponent."""
+        """Replicate stage-1 models and, under the power law, each replicate's own size exponent.
+
+        With a size prior each replicate also draws the prior's mean from the prior (a
+        randomised MAP), so the exponent's spread reflects both the pilots and the prior.
+        """
         t = self._train
         rng = np.random.default_rng(self.seed + 1)
+        prior_rng = np.random.default_rng(self.seed + 4)
         reps: list[list] = []
         alphas: list[float] = []
         for _ in range(n_boot):
-            rep = []
+            rep, picks = [], []
             for s, est in enumerate(self.stage1_):
                 idx = np.flatnonzero(t["groups"] == s)
                 pick = rng.choice(idx, size=idx.size, replace=True)
+                picks.append(pick)
                 rep.append(refit_like(est, t["weights"][pick], t["ot"][pick], t["values"][pick]))
             reps.append(rep)
-            if self.law_ == "power":
-                alphas.append(self._fit_size_exponent(rep, t["weights"], t["ot"]))
+            if self.law_ != "power":
+                continue
+            if self.size_prior is None:
+                alphas.append(self._fit_size_exponent(rep, np.arange(t["weights"].shape[0])))
+            else:
+                mean, sd = self.size_prior
+                drawn = (max(mean + sd * prior_rng.standard_normal(), 1e-3), sd)
+                alphas.append(self._fit_size_exponent(rep, np.concatenate(picks), drawn))
         return reps, alphas
 
     # ---- prediction ------------------------------------------------------------------
@@ -401,6 +406,7 @@ class PerformanceModel:
             "goal": self.goal,
             "pools": self.pools,
             "size_law": self.size_law,
+            "size_prior": None if self.size_prior is None else list(self.size_prior),
             "law": self.law_,
             "sizes": self.sizes_.tolist(),
             "size_alpha": None if not np.isfinite(self.size_alpha_) else self.size_alpha_,
@@ -438,7 +444,7 @@ class PerformanceModel:
             raise ValueError(f"not a performance model (format {d.get('format')!r}, expected {FORMAT!r})")
         try:
             model = cls(
-                d["form"], ot=ot, size_law=d["size_law"], goal=d["goal"], alpha=d["alpha"],
+                d["form"], ot=ot, size_law=d["size_law"], size_prior=d.get("size_prior"), goal=d["goal"], alpha=d["alpha"],
                 n_boot=d["n_boot"], seed=d["seed"], gbm_params=d.get("gbm_params"),
             )
             model.pools = list(d["pools"])

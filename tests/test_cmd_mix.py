@@ -1,4 +1,4 @@
-"""`thresher mix ot | fit | predict | optimize` end to end on small synthetic pools."""
+"""`thresher mix ot | fit | predict | optimize | exponent` end to end on small synthetic pools."""
 from __future__ import annotations
 
 import csv
@@ -143,3 +143,45 @@ def test_regmix_fit_with_join_option(tmp_path):
     with (tmp_path / "p.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 256 and "predicted" in rows[0] and rows[0]["index"] == "1"
+
+
+def _sweep_csv(path, alpha: float, sizes, rng) -> None:
+    grid = [np.array([i, j, 4 - i - j]) / 4 for i in range(5) for j in range(5 - i)]
+    with path.open("w", newline="") as fh:
+        fh.write("weight_web,weight_code,weight_books,size,accuracy\n")
+        for n in sizes:
+            for w in grid:
+                acc = 0.8 + 0.05 * w[0] - (2.0 + w[1]) * n**-alpha + 0.0005 * rng.normal()
+                fh.write(f"{w[0]},{w[1]},{w[2]},{n},{acc}\n")
+
+
+def test_exponent_prior_feeds_fit(files, capsys):
+    d, _ = files
+    rng = np.random.default_rng(1)
+    sizes = (200, 400, 800, 1600, 3200)
+    for k, a in enumerate((0.45, 0.55, 0.5)):
+        _sweep_csv(d / f"sweep{k}.csv", a, sizes, rng)
+    sweeps = [str(d / f"sweep{k}.csv") for k in range(3)]
+    assert main(["mix", "exponent", *sweeps, "--value-column", "accuracy", "--out", str(d / "prior.json")]) == 0
+    prior = json.loads((d / "prior.json").read_text())
+    assert [s["exponent"] for s in prior["sweeps"]] == pytest.approx([0.45, 0.55, 0.5], abs=0.02)
+    assert prior["size_prior"] == pytest.approx([0.5, 0.05], abs=0.02)
+    # Two pilot sizes: without a prior, projektor's log law; with it, a power law at the prior's exponent.
+    for extra, law in (([], "log"), (["--size-prior", str(d / "prior.json")], "power"), (["--size-prior", "0.5,0.05"], "power")):
+        assert main(["mix", "fit", str(d / "pilots.csv"), "--value-column", "accuracy", "--goal", "max", "--form",
+                     "p_quadratic", "--n-boot", "10", *extra, "--out", str(d / "m.json")]) == 0
+        model = json.loads((d / "m.json").read_text())
+        assert model["law"] == law
+        if law == "power":
+            assert model["size_alpha"] == pytest.approx(prior["size_prior"][0] if "prior.json" in extra[-1] else 0.5)
+    capsys.readouterr()
+    _sweep_csv(d / "short.csv", 0.5, (400, 800), rng)
+    assert main(["mix", "exponent", sweeps[0], str(d / "short.csv"), "--value-column", "accuracy"]) == 2
+    assert "short.csv: 2 size(s)" in capsys.readouterr().err
+    assert main(["mix", "exponent", sweeps[0], "--value-column", "accuracy"]) == 2
+    assert "at least two sweeps" in capsys.readouterr().err
+    for bad, message in (("0.5", "must be MEAN,SD"), ("0.5,-1", "positive mean and SD"),
+                         (str(d / "missing.json"), "not a size prior")):
+        assert main(["mix", "fit", str(d / "pilots.csv"), "--value-column", "accuracy", "--form", "p_linear",
+                     "--size-prior", bad, "--out", str(d / "m.json")]) == 2
+        assert message in capsys.readouterr().err
