@@ -11,7 +11,9 @@ random mixtures and on a leave-region-out split against the seed noise; the size
 (4x and 2x reach) against reusing the largest pilot's accuracy, with each form's own misfit
 at the target size as a floor; whether the 90% bootstrap intervals of the projection (which refit
 the size exponent) contain the truth; and the true accuracy of the chosen mixture against the best
-mixture on the grid.
+mixture on the grid. Six sibling sweeps (the same proxy on other class groupings, concentrations,
+PCA sizes and regularisation, run to 3,200) give a size-exponent prior; every projection is also
+reported with it, and a leave-one-sibling-out check tests the prior on configurations it never saw.
 
 Part 2 (RegMix replay). Fit every form on the 512 training mixtures, predict the 256 test
 mixtures' Pile-CC loss, report Spearman's rho. Needs ../shared/data/regmix (skipped if absent).
@@ -40,7 +42,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from benchmarks.common import peak_rss_mb, reference_data_dir, require_fashion_mnist  # noqa: E402
 from mixtures.optimize import optimize_mixture  # noqa: E402
 from mixtures.performance import PerformanceModel  # noqa: E402
-from mixtures.size_laws import fit_size_exponent, size_weights  # noqa: E402
+from mixtures.size_laws import fit_size_exponent, size_exponent_prior, size_weights  # noqa: E402
 from mixtures.transport import EmbeddingSet, MixtureOT, select_label_weight  # noqa: E402
 
 GROUPS = ([0, 1, 2, 3], [4, 5, 6], [7, 8, 9])
@@ -53,9 +55,9 @@ FORMS_P1 = ("linear_ot", "pq_ot", "p_linear", "p_quadratic", "mixing_law", "gbm"
 
 
 # ---- data ------------------------------------------------------------------------------------
-def build_sources(rng: np.random.Generator):
+def build_sources(rng: np.random.Generator, groups=GROUPS, concentration: float = CONCENTRATION, pca_dim: int = PCA_DIM):
     xtr, ytr, xte, yte = require_fashion_mnist()
-    pca = PCA(PCA_DIM, random_state=0).fit(xtr[rng.choice(len(xtr), 10000, replace=False)])
+    pca = PCA(pca_dim, random_state=0).fit(xtr[rng.choice(len(xtr), 10000, replace=False)])
     ftr = pca.transform(xtr)
     fte = pca.transform(xte)
     scale = ftr.std()
@@ -64,9 +66,9 @@ def build_sources(rng: np.random.Generator):
     by_class = {c: list(rng.permutation(np.flatnonzero(ytr == c))) for c in range(10)}
     per_source = 15000
     reservoirs = []
-    for group in GROUPS:
+    for group in groups:
         others = [c for c in range(10) if c not in group]
-        n_in = int(round(CONCENTRATION * per_source))
+        n_in = int(round(concentration * per_source))
         picks = []
         for cls, count in list(zip(group, np.full(len(group), n_in // len(group)))) + list(
             zip(others, np.full(len(others), (per_source - n_in) // len(others)))
@@ -88,13 +90,13 @@ def counts_for(p: np.ndarray, n: int) -> np.ndarray:
     return c
 
 
-def train_accuracy(p, n, seed, data) -> float:
+def train_accuracy(p, n, seed, data, c: float = 1.0) -> float:
     ftr, ytr, fte, yte, reservoirs, _, eval_idx = data
     rng = np.random.default_rng(seed * 1_000_003 + n)
     idx = np.concatenate([rng.choice(res, size=c, replace=False) for res, c in zip(reservoirs, counts_for(p, n)) if c])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = LogisticRegression(max_iter=200, C=1.0).fit(ftr[idx], ytr[idx])
+        clf = LogisticRegression(max_iter=200, C=c).fit(ftr[idx], ytr[idx])
     return float(np.mean(clf.predict(fte[eval_idx]) == yte[eval_idx]))
 
 
@@ -108,17 +110,75 @@ PROJECTION_FORMS = ("linear_ot", "pq_ot", "p_quadratic", "mixing_law_log")
 PROJECTION_BOOT = 50
 
 
-def project_observed(table: np.ndarray, sizes: tuple[int, ...], target: int) -> tuple[np.ndarray, float]:
+# Sibling sweeps for the size-exponent prior: the same proxy family on other data (class groups
+# permuted by the seed, other concentrations, PCA sizes and regularisation), never the bench's
+# own configuration, run out to the target size as earlier studies would have been.
+SIBLINGS = ((0.9, 32, 1.0, 1), (0.7, 32, 1.0, 2), (0.9, 16, 1.0, 3), (0.9, 64, 1.0, 4), (0.9, 32, 0.1, 5),
+            (0.8, 64, 0.1, 6))  # (concentration, PCA dim, C, data seed)
+SIBLING_SIZES = (200, 400, 800, 1600, 3200)
+SIBLING_SEEDS = 15
+
+
+def project_observed(table: np.ndarray, sizes: tuple[int, ...], target: int,
+                     prior: tuple[float, float] | None = None) -> tuple[np.ndarray, float]:
     """Each mixture's own pilot means projected with E + A N^-alpha, alpha shared (no stage-1 form)."""
     n = np.asarray(sizes, dtype=np.float64)
-    a = fit_size_exponent(table, n)
+    a = fit_size_exponent(table, n, prior)
     return table @ size_weights(n, np.array([float(target)]), "power", a)[0], a
+
+
+def _sibling_sweep(config: tuple[float, int, float, int]) -> np.ndarray:
+    """(sizes, mixtures, seeds) accuracies of one sibling configuration."""
+    conc, dim, c, seed = config
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(10)
+    data = build_sources(rng, groups=[[int(perm[k]) for k in g] for g in GROUPS], concentration=conc, pca_dim=dim)
+    grid = simplex_grid(5)
+    return np.array([[[train_accuracy(p, n, s, data, c) for s in range(SIBLING_SEEDS)] for p in grid]
+                     for n in SIBLING_SIZES])
+
+
+def sibling_prior() -> tuple[float, float]:
+    """(mean, sd) size-exponent prior from the sibling sweeps, and a leave-one-sibling-out check.
+
+    The check projects each sibling's own pilots (5 seeds at 200/400/800) to 3,200 with the
+    prior from the other siblings, against the mean of 5 other seeds: configurations the
+    prior never saw, so it says whether the prior generalises beyond the bench's one.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    t = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        sweeps = list(pool.map(_sibling_sweep, SIBLINGS))
+    sizes = np.asarray(SIBLING_SIZES, float)
+    tables = [(acc.mean(axis=2).T, sizes) for acc in sweeps]
+    alphas = [fit_size_exponent(*tab) for tab in tables]
+    mean, sd = size_exponent_prior(tables)
+    print(f"size-exponent prior from {len(SIBLINGS)} sibling sweeps (21 mixtures x {SIBLING_SEEDS} seeds at "
+          f"N={','.join(map(str, SIBLING_SIZES))}): exponents {' '.join(f'{a:.2f}' for a in alphas)} -> "
+          f"{mean:.3f} +- {sd:.3f}  ({time.perf_counter() - t:.0f}s)")
+    pilots, big = SIBLING_SIZES[:3], SIBLING_SIZES[-1]
+    ratios = []
+    for i, acc in enumerate(sweeps):
+        loo = size_exponent_prior([tab for j, tab in enumerate(tables) if j != i])
+        truth = acc[-1][:, 10:15].mean(axis=1)
+        target = 2 * float(np.sqrt(np.mean(acc[-1].var(axis=1, ddof=1))))
+        table = np.column_stack([acc[k][:, :5].mean(axis=1) for k in range(3)])
+        ratios.append([np.mean(np.abs(project_observed(table, pilots, big, prior)[0] - truth)) / target
+                       for prior in (None, loo)])
+    ratios = np.array(ratios)
+    print(f"leave-one-sibling-out, N={','.join(map(str, pilots))} -> {big}, error / (2x seed SD), per sibling:")
+    for label, col in (("power law, no prior    ", 0), ("power law, sibling prior", 1)):
+        print(f"  {label} " + " ".join(f"{r:4.2f}" for r in ratios[:, col])
+              + f"   median {np.median(ratios[:, col]):.2f}, within target {np.sum(ratios[:, col] <= 1)}/{len(ratios)}")
+    return mean, sd
 
 
 def part_fashion(quick: bool) -> None:
     print("== Part 1: Fashion-MNIST, 3 class-skewed sources, logistic regression on PCA-32 ==")
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
+    size_prior = sibling_prior()
     data = build_sources(rng)
     ftr, ytr, fte, yte, reservoirs, target_idx, _ = data
     pilot_sizes = (200, 400, 800)
@@ -176,12 +236,12 @@ def part_fashion(quick: bool) -> None:
         print(f"{n:>5}   {pearsonr(ot_grid, mean)[0]:+.3f}          {spearmanr(ot_grid, mean)[0]:+.3f}     {noise[n]:.2f}"
               f"            {mean.min() * 100:.1f}-{mean.max() * 100:.1f}")
 
-    def fit_rows(form, rows, sizes):
+    def fit_rows(form, rows, sizes, prior=None):
         w = np.vstack([grid[rows] for _ in sizes])
         y = np.concatenate([acc[n][rows].mean(axis=1) for n in sizes])
         o = np.concatenate([ot_grid[rows] for _ in sizes])
         sz = np.concatenate([np.full(rows.sum() if rows.dtype == bool else len(rows), float(n)) for n in sizes])
-        return PerformanceModel(form, ot=ot_fn, goal="max", n_boot=0).fit(
+        return PerformanceModel(form, ot=ot_fn, goal="max", n_boot=0, size_prior=prior).fit(
             w, y, sizes=sz if len(sizes) > 1 else None, ot_values=o
         )
 
@@ -214,20 +274,22 @@ def part_fashion(quick: bool) -> None:
     print(f"reuse the largest pilot's accuracy      4x reach (N={far[-1]}): {np.mean(np.abs(acc[far[-1]].mean(1) - truth_big)) * 100:5.2f}"
           f"   2x reach (N={short[-1]}): {np.mean(np.abs(acc[short[-1]].mean(1) - truth_big)) * 100:5.2f}")
     for sizes, label in ((far, "4x"), (short, "2x")):
-        proj, a = project_observed(np.column_stack([acc[n].mean(axis=1) for n in sizes]), sizes, big)
-        print(f"observed means, power law (no form)     {label} reach N={','.join(map(str, sizes))}: "
-              f"{np.mean(np.abs(proj - truth_big)) * 100:5.2f}  (alpha={a:.2f})")
+        for prior, how in ((None, "power law (no form)     "), (size_prior, "power law + prior       ")):
+            proj, a = project_observed(np.column_stack([acc[n].mean(axis=1) for n in sizes]), sizes, big, prior)
+            print(f"observed means, {how}{label} reach N={','.join(map(str, sizes))}: "
+                  f"{np.mean(np.abs(proj - truth_big)) * 100:5.2f}  (alpha={a:.2f})")
     print(f"form             fitted at N={big} itself   log N={far[-2]},{far[-1]}   power N={','.join(map(str, far))}"
-          f"   power N={','.join(map(str, short))}")
+          f"   power N={','.join(map(str, short))}   with the sibling prior: N={','.join(map(str, far))}"
+          f"   N={','.join(map(str, short))}")
     for form in PROJECTION_FORMS:
         floor = fit_rows(form, all_rows, [big])
         e0 = np.mean(np.abs(floor.predict(grid, ot_values=ot_grid) - truth_big)) * 100
         errs = []
-        for sizes in (far[-2:], far, short):
-            model = fit_rows(form, all_rows, sizes)
+        for sizes, prior in ((far[-2:], None), (far, None), (short, None), (far, size_prior), (short, size_prior)):
+            model = fit_rows(form, all_rows, sizes, prior)
             errs.append(np.mean(np.abs(model.predict(grid, big, ot_values=ot_grid) - truth_big)) * 100)
         print(f"{form:<15}  {e0:6.2f}                    {errs[0]:6.2f}          {errs[1]:6.2f}"
-              f"                  {errs[2]:6.2f}")
+              f"                  {errs[2]:6.2f}                            {errs[3]:6.2f}            {errs[4]:6.2f}")
 
     # How honest are the intervals far from the pilots? Fit on one row per seed, so the bootstrap
     # resamples seeds as well as mixtures, and every replicate refits its own size exponent.
@@ -242,22 +304,26 @@ def part_fashion(quick: bool) -> None:
         floor.append(float(np.sqrt(np.mean(np.var(reps, axis=0)))) * 100)
     print(f"seed noise of the projection itself (SD over redrawn pilot seeds, no form): 4x reach {floor[0]:.2f}, "
           f"2x reach {floor[1]:.2f}")
-    print("                kind=mean                kind=mixture             exponent held fixed (mean)")
-    print("form            4x: in width   2x: in width    4x: in width   2x: in width    4x: in width   2x: in width")
+    print("                kind=mean                kind=mixture             exponent held fixed (mean)   "
+          "sibling prior, mean       sibling prior, mixture")
+    print("form            4x: in width   2x: in width    4x: in width   2x: in width    4x: in width   2x: in width    "
+          "4x: in width   2x: in width    4x: in width   2x: in width")
     for form in PROJECTION_FORMS:
         cells = []
         for sizes in (far, short):
             w = np.vstack([grid for _ in sizes for _ in seeds])
             y = np.concatenate([acc[n][:, k] for n in sizes for k in range(len(seeds))])
             sz = np.repeat(np.asarray(sizes, float), len(seeds) * len(grid))
-            model = PerformanceModel(form, ot=ot_fn, goal="max", n_boot=PROJECTION_BOOT).fit(
-                w, y, sizes=sz, ot_values=np.tile(ot_grid, len(sizes) * len(seeds)))
-            for kind, refit in (("mean", True), ("mixture", True), ("mean", False)):
-                if not refit:  # the earlier intervals: every replicate kept the point exponent
-                    model.boot_alpha_ = []
-                _, lo, hi = model.predict_interval(grid, big, ot_values=ot_grid, kind=kind)
-                cells.append(f"{np.mean((truth_big >= lo) & (truth_big <= hi)):4.2f} {np.mean(hi - lo) * 100:5.2f}")
-        print(f"{form:<15} " + "   ".join(cells[i] + "  " + cells[i + 3] for i in range(3)), flush=True)
+            for prior in (None, size_prior):
+                model = PerformanceModel(form, ot=ot_fn, goal="max", n_boot=PROJECTION_BOOT, size_prior=prior).fit(
+                    w, y, sizes=sz, ot_values=np.tile(ot_grid, len(sizes) * len(seeds)))
+                kinds = (("mean", True), ("mixture", True), ("mean", False)) if prior is None else (("mean", True), ("mixture", True))
+                for kind, refit in kinds:
+                    if not refit:  # the earlier intervals: every replicate kept the point exponent
+                        model.boot_alpha_ = []
+                    _, lo, hi = model.predict_interval(grid, big, ot_values=ot_grid, kind=kind)
+                    cells.append(f"{np.mean((truth_big >= lo) & (truth_big <= hi)):4.2f} {np.mean(hi - lo) * 100:5.2f}")
+        print(f"{form:<15} " + "   ".join(cells[i] + "  " + cells[i + 5] for i in range(5)), flush=True)
 
     # Choose a mixture for N=big from the pilots and train on it for real.
     print(f"\nchosen mixture at N={big} (accuracy, %, mean of seeds)")
@@ -265,16 +331,18 @@ def part_fashion(quick: bool) -> None:
     print(f"grid best        p={np.round(grid[best_i], 2)}  {truth_big[best_i] * 100:.2f}")
     check_seeds = (10, 11, 12, 13, 14)
     gridbest_fresh = np.mean([train_accuracy(grid[best_i], big, s, data) for s in check_seeds])
-    for form, sizes in (("linear_ot", pilot_sizes), ("linear_ot", pilot_sizes[-2:]), ("pq_ot", pilot_sizes), ("gbm", pilot_sizes)):
+    for form, sizes, prior in (("linear_ot", pilot_sizes, None), ("linear_ot", pilot_sizes[-2:], None), ("pq_ot", pilot_sizes, None),
+                               ("gbm", pilot_sizes, None), ("linear_ot", pilot_sizes, size_prior)):
         w = np.vstack([grid for _ in sizes])
         y = np.concatenate([acc[n].mean(axis=1) for n in sizes])
         sz = np.concatenate([np.full(len(grid), float(n)) for n in sizes])
-        model = PerformanceModel(form, ot=ot_fn, goal="max", n_boot=50).fit(w, y, sizes=sz, ot_values=np.tile(ot_grid, len(sizes)))
+        model = PerformanceModel(form, ot=ot_fn, goal="max", n_boot=50, size_prior=prior).fit(
+            w, y, sizes=sz, ot_values=np.tile(ot_grid, len(sizes)))
         t = time.perf_counter()
         choice_p = optimize_mixture(model, big, starts=4)
         t = time.perf_counter() - t
         true = np.mean([train_accuracy(choice_p.weights, big, s, data) for s in check_seeds])
-        print(f"{form:<9} {len(sizes)} sizes p={np.round(choice_p.weights, 3)}  predicted {choice_p.predicted * 100:.2f} "
+        print(f"{form:<9} {len(sizes)} sizes{' +prior' if prior else ''} p={np.round(choice_p.weights, 3)}  predicted {choice_p.predicted * 100:.2f} "
               f"[{choice_p.lower * 100:.2f}, {choice_p.upper * 100:.2f}]  true {true * 100:.2f}  "
               f"(grid best on the same fresh seeds {gridbest_fresh * 100:.2f}; gap {(gridbest_fresh - true) * 100:+.2f}; {t:.1f}s)",
               flush=True)
