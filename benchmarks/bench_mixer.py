@@ -55,7 +55,8 @@ FORMS_P1 = ("linear_ot", "pq_ot", "p_linear", "p_quadratic", "mixing_law", "gbm"
 
 
 # ---- data ------------------------------------------------------------------------------------
-def build_sources(rng: np.random.Generator, groups=GROUPS, concentration: float = CONCENTRATION, pca_dim: int = PCA_DIM):
+def build_sources(rng: np.random.Generator, groups: tuple[list[int], ...] | list[list[int]] = GROUPS,
+                  concentration: float = CONCENTRATION, pca_dim: int = PCA_DIM):
     xtr, ytr, xte, yte = require_fashion_mnist()
     pca = PCA(pca_dim, random_state=0).fit(xtr[rng.choice(len(xtr), 10000, replace=False)])
     ftr = pca.transform(xtr)
@@ -236,7 +237,8 @@ def part_fashion(quick: bool) -> None:
         print(f"{n:>5}   {pearsonr(ot_grid, mean)[0]:+.3f}          {spearmanr(ot_grid, mean)[0]:+.3f}     {noise[n]:.2f}"
               f"            {mean.min() * 100:.1f}-{mean.max() * 100:.1f}")
 
-    def fit_rows(form, rows, sizes, prior=None):
+    def fit_rows(form: str, rows: np.ndarray, sizes: tuple[int, ...] | list[int],
+                 prior: tuple[float, float] | None = None) -> PerformanceModel:
         w = np.vstack([grid[rows] for _ in sizes])
         y = np.concatenate([acc[n][rows].mean(axis=1) for n in sizes])
         o = np.concatenate([ot_grid[rows] for _ in sizes])

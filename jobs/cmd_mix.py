@@ -338,8 +338,10 @@ def run_fit(args: argparse.Namespace) -> int:
     from mixtures.performance import PerformanceModel
     from mixtures.performance_forms import OT_FORMS
 
-    obs = _read_obs(args.observations, args, [args.value_column])
     size_prior = _size_prior(args.size_prior)
+    if size_prior is not None and args.size_law in ("log", "none"):
+        raise UsageError(f"--size-prior is a prior on the power law's exponent; it cannot go with --size-law {args.size_law}")
+    obs = _read_obs(args.observations, args, [args.value_column])
     config = _ot_config_from_args(args)
     ot_fn = None
     if args.form in OT_FORMS:
@@ -398,7 +400,7 @@ def _size_prior(text: str | None) -> tuple[float, float] | None:
         path = Path(text)
         try:
             prior = json.loads(path.read_text(encoding="utf-8"))["size_prior"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"{path}: not a size prior from `thresher mix exponent` ({exc})") from None
     else:
         parts = text.split(",")

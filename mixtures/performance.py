@@ -223,6 +223,8 @@ class PerformanceModel:
             raise ValueError(f"size_law='none' but the observations have {S} sizes")
         elif law == "power" and S < 3 and self.size_prior is None:
             raise ValueError("size_law='power' needs three or more pilot sizes, or a size prior")
+        if self.size_prior is not None and S == 1:
+            raise ValueError("a size prior needs pilot runs at two or more sizes")
         self.law_ = law
         min_rows = _min_rows(self.form, m)
         self.stage1_ = []
@@ -234,6 +236,11 @@ class PerformanceModel:
             est = make_form(self.form, alpha=self.alpha, seed=self.seed, gbm_params=self.gbm_params)
             self.stage1_.append(est.fit(p[rows], o[rows], yv[rows]))
         self._train = {"weights": p, "values": yv, "ot": o, "groups": groups}
+        if self.size_prior is not None and S > 2 and not observed_means(p, yv, groups, S).shape[0]:
+            raise ValueError(
+                f"a size prior is weighed against the means of mixtures run at every pilot size; no mixture "
+                f"was run at all {S} sizes ({', '.join(f'{s:g}' for s in self.sizes_)})"
+            )
         if law == "power":
             self.size_alpha_ = self._fit_size_exponent(self.stage1_, np.arange(p.shape[0]))
         resid = yv - np.array([self.stage1_[g].predict(p[i : i + 1], o[i : i + 1])[0] for i, g in enumerate(groups)])
@@ -248,7 +255,8 @@ class PerformanceModel:
         """The alpha of E + A N^-alpha for the training rows `rows` (a bootstrap pick or all).
 
         Without a prior it best explains the stage-1 predictions across sizes. With one, the
-        evidence must be independent observations, so it comes from the mixtures' own means.
+        evidence must be independent observations, so it comes from the mixtures' own means and
+        `models` is unused: smoothed predictions would overstate how much the pilots know.
         """
         t = self._train
         if self.size_prior is None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 ALPHA_GRID = np.geomspace(0.01, 3.0, 240)
+DECIMALS = 9  # weights equal to this many decimals are the same mixture
 
 
 def _size_design(sizes: np.ndarray, law: str, alpha: float) -> np.ndarray:
@@ -46,6 +47,8 @@ def check_prior(prior: Sequence[float] | None) -> tuple[float, float] | None:
         raise ValueError(f"a size prior is (mean, sd), got {prior!r}") from None
     if not (np.isfinite(mean) and np.isfinite(sd) and mean > 0 and sd > 0):
         raise ValueError(f"a size prior needs a positive mean and SD, got ({mean:g}, {sd:g})")
+    if not ALPHA_GRID[0] <= mean <= ALPHA_GRID[-1]:
+        raise ValueError(f"a size prior's mean must lie in [{ALPHA_GRID[0]:g}, {ALPHA_GRID[-1]:g}], got {mean:g}")
     return mean, sd
 
 
@@ -78,7 +81,7 @@ def observed_means(weights: np.ndarray, values: np.ndarray, groups: np.ndarray, 
     weights = np.asarray(weights, dtype=np.float64)
     if not weights.size:
         return np.zeros((0, count))
-    _, mixture = np.unique(weights, axis=0, return_inverse=True)
+    _, mixture = np.unique(np.round(weights, DECIMALS), axis=0, return_inverse=True)
     mixture = mixture.ravel()
     cells = mixture * count + np.asarray(groups)
     m = int(mixture.max()) + 1

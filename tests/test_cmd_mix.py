@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -145,7 +146,7 @@ def test_regmix_fit_with_join_option(tmp_path):
     assert len(rows) == 256 and "predicted" in rows[0] and rows[0]["index"] == "1"
 
 
-def _sweep_csv(path, alpha: float, sizes, rng) -> None:
+def _sweep_csv(path: Path, alpha: float, sizes: tuple[int, ...], rng: np.random.Generator) -> None:
     grid = [np.array([i, j, 4 - i - j]) / 4 for i in range(5) for j in range(5 - i)]
     with path.open("w", newline="") as fh:
         fh.write("weight_web,weight_code,weight_books,size,accuracy\n")
@@ -180,8 +181,12 @@ def test_exponent_prior_feeds_fit(files, capsys):
     assert "short.csv: 2 size(s)" in capsys.readouterr().err
     assert main(["mix", "exponent", sweeps[0], "--value-column", "accuracy"]) == 2
     assert "at least two sweeps" in capsys.readouterr().err
+    (d / "latin1.json").write_bytes(b'{"size_prior": "\xe9"}')
     for bad, message in (("0.5", "must be MEAN,SD"), ("0.5,-1", "positive mean and SD"),
-                         (str(d / "missing.json"), "not a size prior")):
+                         (str(d / "missing.json"), "not a size prior"), (str(d / "latin1.json"), "not a size prior")):
         assert main(["mix", "fit", str(d / "pilots.csv"), "--value-column", "accuracy", "--form", "p_linear",
                      "--size-prior", bad, "--out", str(d / "m.json")]) == 2
         assert message in capsys.readouterr().err
+    assert main(["mix", "fit", str(d / "pilots.csv"), "--value-column", "accuracy", "--form", "p_linear",
+                 "--size-law", "log", "--size-prior", "0.5,0.05", "--out", str(d / "m.json")]) == 2
+    assert "cannot go with --size-law log" in capsys.readouterr().err
