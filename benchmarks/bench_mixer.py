@@ -42,7 +42,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from benchmarks.common import peak_rss_mb, reference_data_dir, require_fashion_mnist  # noqa: E402
 from mixtures.optimize import optimize_mixture  # noqa: E402
 from mixtures.performance import PerformanceModel  # noqa: E402
-from mixtures.size_laws import fit_size_exponent, size_exponent_prior, size_weights  # noqa: E402
+from mixtures.size_laws import exponent_prior, fit_size_exponent, size_weights, sweep_exponent  # noqa: E402
 from mixtures.transport import EmbeddingSet, MixtureOT, select_label_weight  # noqa: E402
 
 GROUPS = ([0, 1, 2, 3], [4, 5, 6], [7, 8, 9])
@@ -152,16 +152,15 @@ def sibling_prior() -> tuple[float, float]:
     with ProcessPoolExecutor(max_workers=2) as pool:
         sweeps = list(pool.map(_sibling_sweep, SIBLINGS))
     sizes = np.asarray(SIBLING_SIZES, float)
-    tables = [(acc.mean(axis=2).T, sizes) for acc in sweeps]
-    alphas = [fit_size_exponent(*tab) for tab in tables]
-    mean, sd = size_exponent_prior(tables)
+    alphas = [sweep_exponent(acc.mean(axis=2).T, sizes) for acc in sweeps]
+    mean, sd = exponent_prior(alphas)
     print(f"size-exponent prior from {len(SIBLINGS)} sibling sweeps (21 mixtures x {SIBLING_SEEDS} seeds at "
           f"N={','.join(map(str, SIBLING_SIZES))}): exponents {' '.join(f'{a:.2f}' for a in alphas)} -> "
           f"{mean:.3f} +- {sd:.3f}  ({time.perf_counter() - t:.0f}s)")
     pilots, big = SIBLING_SIZES[:3], SIBLING_SIZES[-1]
     ratios = []
     for i, acc in enumerate(sweeps):
-        loo = size_exponent_prior([tab for j, tab in enumerate(tables) if j != i])
+        loo = exponent_prior(alphas[:i] + alphas[i + 1:])
         truth = acc[-1][:, 10:15].mean(axis=1)
         target = 2 * float(np.sqrt(np.mean(acc[-1].var(axis=1, ddof=1))))
         table = np.column_stack([acc[k][:, :5].mean(axis=1) for k in range(3)])
@@ -238,12 +237,12 @@ def part_fashion(quick: bool) -> None:
               f"            {mean.min() * 100:.1f}-{mean.max() * 100:.1f}")
 
     def fit_rows(form: str, rows: np.ndarray, sizes: tuple[int, ...] | list[int],
-                 prior: tuple[float, float] | None = None) -> PerformanceModel:
+                 prior: tuple[float, float] | None = None, n_boot: int = 0) -> PerformanceModel:
         w = np.vstack([grid[rows] for _ in sizes])
         y = np.concatenate([acc[n][rows].mean(axis=1) for n in sizes])
         o = np.concatenate([ot_grid[rows] for _ in sizes])
         sz = np.concatenate([np.full(rows.sum() if rows.dtype == bool else len(rows), float(n)) for n in sizes])
-        return PerformanceModel(form, ot=ot_fn, goal="max", n_boot=0, size_prior=prior).fit(
+        return PerformanceModel(form, ot=ot_fn, goal="max", n_boot=n_boot, size_prior=prior).fit(
             w, y, sizes=sz if len(sizes) > 1 else None, ot_values=o
         )
 
@@ -335,11 +334,7 @@ def part_fashion(quick: bool) -> None:
     gridbest_fresh = np.mean([train_accuracy(grid[best_i], big, s, data) for s in check_seeds])
     for form, sizes, prior in (("linear_ot", pilot_sizes, None), ("linear_ot", pilot_sizes[-2:], None), ("pq_ot", pilot_sizes, None),
                                ("gbm", pilot_sizes, None), ("linear_ot", pilot_sizes, size_prior)):
-        w = np.vstack([grid for _ in sizes])
-        y = np.concatenate([acc[n].mean(axis=1) for n in sizes])
-        sz = np.concatenate([np.full(len(grid), float(n)) for n in sizes])
-        model = PerformanceModel(form, ot=ot_fn, goal="max", n_boot=50, size_prior=prior).fit(
-            w, y, sizes=sz, ot_values=np.tile(ot_grid, len(sizes)))
+        model = fit_rows(form, all_rows, sizes, prior, n_boot=50)
         t = time.perf_counter()
         choice_p = optimize_mixture(model, big, starts=4)
         t = time.perf_counter() - t

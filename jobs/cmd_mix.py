@@ -403,12 +403,8 @@ def _size_prior(text: str | None) -> tuple[float, float] | None:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"{path}: not a size prior from `thresher mix exponent` ({exc})") from None
     else:
-        parts = text.split(",")
-        try:
-            prior = [float(v) for v in parts]
-        except ValueError:
-            prior = parts
-        if len(parts) != 2:
+        prior = text.split(",")
+        if len(prior) != 2:
             raise UsageError(f"--size-prior {text!r} must be MEAN,SD or a .json file")
     from mixtures.size_laws import check_prior
 
@@ -419,28 +415,28 @@ def _size_prior(text: str | None) -> tuple[float, float] | None:
 
 
 def run_exponent(args: argparse.Namespace) -> int:
-    from mixtures.size_laws import fit_size_exponent, observed_means, size_exponent_prior
+    from mixtures.size_laws import exponent_prior, observed_means, sweep_exponent
 
-    sweeps, rows = [], []
+    rows = []
     for path in args.sweeps:
         obs = _read_obs(path, args, [args.value_column])
         if obs.sizes is None:
             raise UsageError(f"{path}: no {args.size_column!r} column; a sweep needs three or more sizes")
         sizes, groups = np.unique(obs.sizes, return_inverse=True)
+        listed = ", ".join(f"{s:g}" for s in sizes)
         if sizes.size < 3:
-            raise UsageError(f"{path}: {sizes.size} size(s) ({', '.join(f'{s:g}' for s in sizes)}); a sweep needs three or more")
+            raise UsageError(f"{path}: {sizes.size} size(s) ({listed}); a sweep needs three or more")
         table = observed_means(obs.weights, obs.value(args.value_column), groups.ravel(), sizes.size)
         if not table.shape[0]:
-            raise UsageError(f"{path}: no mixture was run at every size ({', '.join(f'{s:g}' for s in sizes)})")
-        alpha = fit_size_exponent(table, sizes)
-        sweeps.append((table, sizes))
+            raise UsageError(f"{path}: no mixture was run at every size ({listed})")
+        alpha = sweep_exponent(table, sizes)
         rows.append({"path": str(path), "exponent": alpha, "sizes": sizes.tolist(), "mixtures": int(table.shape[0])})
-        say(args, f"{path}: exponent {alpha:.3f} from {table.shape[0]} mixtures at sizes {', '.join(f'{s:g}' for s in sizes)}")
+        say(args, f"{path}: exponent {alpha:.3f} from {table.shape[0]} mixtures at sizes {listed}")
     try:
-        mean, sd = size_exponent_prior(sweeps)
+        mean, sd = exponent_prior([r["exponent"] for r in rows])
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    say(args, f"size prior: {mean:.3f},{sd:.3f} (mean, SD over {len(sweeps)} sweeps)")
+    say(args, f"size prior: {mean:.3f},{sd:.3f} (mean, SD over {len(rows)} sweeps)")
     if args.out:
         out = Path(args.out)
         write_text_atomic(json.dumps({"size_prior": [mean, sd], "sweeps": rows}, indent=1), out)
@@ -526,6 +522,12 @@ def _obs_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size-column", default="size", help="training-size column (default size; absent = one size)")
 
 
+def _interval_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--interval", choices=("mean", "mixture"), default="mean",
+                   help="mean: the fitted surface; mixture: also one mixture's own misfit (default mean)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     mix = sub.add_parser("mix", help="OT mixer: fit a performance model on pilot mixtures, predict, optimise weights",
@@ -561,9 +563,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model JSON from `thresher mix fit`")
     p.add_argument("--out", required=True, help="CSV to write")
     p.add_argument("--size", type=float, help="training size to predict at (default: the size column)")
-    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
-    p.add_argument("--interval", choices=("mean", "mixture"), default="mean",
-                   help="mean: the fitted surface; mixture: also one mixture's own misfit (default mean)")
+    _interval_options(p)
     _obs_options(p)
     _ot_path_options(p)
     p.set_defaults(handler=run_predict)
@@ -578,9 +578,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prices", nargs="+", metavar="POOL=PRICE", help="price per sample (unlisted pools are free)")
     p.add_argument("--budget", type=float, help="money available for the size samples")
     p.add_argument("--starts", type=int, default=8, help="optimiser starts (default 8)")
-    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
-    p.add_argument("--interval", choices=("mean", "mixture"), default="mean",
-                   help="mean: the fitted surface; mixture: also one mixture's own misfit (default mean)")
+    _interval_options(p)
     p.add_argument("--seed", type=int, default=0)
     _ot_path_options(p)
     p.set_defaults(handler=run_optimize)

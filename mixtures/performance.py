@@ -236,13 +236,14 @@ class PerformanceModel:
             est = make_form(self.form, alpha=self.alpha, seed=self.seed, gbm_params=self.gbm_params)
             self.stage1_.append(est.fit(p[rows], o[rows], yv[rows]))
         self._train = {"weights": p, "values": yv, "ot": o, "groups": groups}
-        if self.size_prior is not None and S > 2 and not observed_means(p, yv, groups, S).shape[0]:
-            raise ValueError(
-                f"a size prior is weighed against the means of mixtures run at every pilot size; no mixture "
-                f"was run at all {S} sizes ({', '.join(f'{s:g}' for s in self.sizes_)})"
-            )
         if law == "power":
-            self.size_alpha_ = self._fit_size_exponent(self.stage1_, np.arange(p.shape[0]))
+            table = self._size_table(self.stage1_, np.arange(p.shape[0]))
+            if self.size_prior is not None and S > 2 and not table.shape[0]:
+                raise ValueError(
+                    f"a size prior is weighed against the means of mixtures run at every pilot size; no mixture "
+                    f"was run at all {S} sizes ({', '.join(f'{s:g}' for s in self.sizes_)})"
+                )
+            self.size_alpha_ = fit_size_exponent(table, self.sizes_, self.size_prior)
         resid = yv - np.array([self.stage1_[g].predict(p[i : i + 1], o[i : i + 1])[0] for i, g in enumerate(groups)])
         self.residual_sd_ = float(np.sqrt(np.mean(resid**2)))
         self.misfit_ = np.zeros(0)  # computed on the first kind="mixture" interval
@@ -251,19 +252,18 @@ class PerformanceModel:
             self.boot_, self.boot_alpha_ = self._bootstrap(self.n_boot)
         return self
 
-    def _fit_size_exponent(self, models: list, rows: np.ndarray, prior: tuple[float, float] | None = None) -> float:
-        """The alpha of E + A N^-alpha for the training rows `rows` (a bootstrap pick or all).
+    def _size_table(self, models: list, rows: np.ndarray) -> np.ndarray:
+        """(mixtures, sizes) table the size exponent is fitted to, for training rows `rows`.
 
-        Without a prior it best explains the stage-1 predictions across sizes. With one, the
-        evidence must be independent observations, so it comes from the mixtures' own means and
-        `models` is unused: smoothed predictions would overstate how much the pilots know.
+        Without a prior: the stage-1 predictions at those rows. With one, the evidence must be
+        independent observations, so it is the mixtures' own means and `models` is unused:
+        smoothed predictions would overstate how much the pilots know.
         """
         t = self._train
         if self.size_prior is None:
             p, o = t["weights"][rows], t["ot"][rows]
-            return fit_size_exponent(np.column_stack([est.predict(p, o) for est in models]), self.sizes_)
-        table = observed_means(t["weights"][rows], t["values"][rows], t["groups"][rows], len(self.stage1_))
-        return fit_size_exponent(table, self.sizes_, prior or self.size_prior)
+            return np.column_stack([est.predict(p, o) for est in models])
+        return observed_means(t["weights"][rows], t["values"][rows], t["groups"][rows], len(self.stage1_))
 
     def _mixture_misfit(self, folds: int = 5) -> np.ndarray:
         """Out-of-fold residual of each pilot mixture at the largest size, seeds averaged.
@@ -309,11 +309,11 @@ class PerformanceModel:
             if self.law_ != "power":
                 continue
             if self.size_prior is None:
-                alphas.append(self._fit_size_exponent(rep, np.arange(t["weights"].shape[0])))
+                table, drawn = self._size_table(rep, np.arange(t["weights"].shape[0])), None
             else:
                 mean, sd = self.size_prior
-                drawn = (max(mean + sd * prior_rng.standard_normal(), 1e-3), sd)
-                alphas.append(self._fit_size_exponent(rep, np.concatenate(picks), drawn))
+                table, drawn = self._size_table(rep, np.concatenate(picks)), (max(mean + sd * prior_rng.standard_normal(), 1e-3), sd)
+            alphas.append(fit_size_exponent(table, self.sizes_, drawn))
         return reps, alphas
 
     # ---- prediction ------------------------------------------------------------------

@@ -91,24 +91,37 @@ def observed_means(weights: np.ndarray, values: np.ndarray, groups: np.ndarray, 
     return total[complete] / n[complete]
 
 
-def size_exponent_prior(sweeps: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
-    """(mean, sd) of the exponents of earlier sweeps, each a (rows, sizes) table of means and its sizes.
+def sweep_exponent(table: np.ndarray, sizes: np.ndarray) -> float:
+    """The least-squares exponent of one earlier sweep: a (rows, sizes) table of means, three or more sizes."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    if sizes.size < 3 or np.unique(sizes).size != sizes.size:
+        raise ValueError(f"needs three or more distinct sizes, got {sizes.tolist()}")
+    table = np.asarray(table, dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] != sizes.size or not table.shape[0] or not np.all(np.isfinite(table)):
+        raise ValueError(f"need a finite (rows, {sizes.size}) table of means")
+    return fit_size_exponent(table, sizes)
+
+
+def exponent_prior(exponents: Sequence[float]) -> tuple[float, float]:
+    """(mean, sd) prior from the exponents of earlier sweeps (`sweep_exponent`).
 
     Sweeps should cover the size range being projected into; the SD across them is the
     prior's width, so two near-identical sweeps give an overconfident prior.
     """
-    if len(sweeps) < 2:
-        raise ValueError(f"an exponent prior needs at least two sweeps, got {len(sweeps)}")
-    alphas = []
-    for k, (table, sizes) in enumerate(sweeps):
-        sizes = np.asarray(sizes, dtype=np.float64)
-        if sizes.size < 3 or np.unique(sizes).size != sizes.size:
-            raise ValueError(f"sweep {k}: needs three or more distinct sizes, got {sizes.tolist()}")
-        table = np.asarray(table, dtype=np.float64)
-        if table.ndim != 2 or table.shape[1] != sizes.size or not table.shape[0] or not np.all(np.isfinite(table)):
-            raise ValueError(f"sweep {k}: need a finite (rows, {sizes.size}) table of means")
-        alphas.append(fit_size_exponent(table, sizes))
-    mean, sd = float(np.mean(alphas)), float(np.std(alphas, ddof=1))
+    if len(exponents) < 2:
+        raise ValueError(f"an exponent prior needs at least two sweeps, got {len(exponents)}")
+    mean, sd = float(np.mean(exponents)), float(np.std(exponents, ddof=1))
     if sd <= 0:
         raise ValueError("the sweeps' exponents are identical; an SD of zero would make the prior exact")
     return mean, sd
+
+
+def size_exponent_prior(sweeps: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """(mean, sd) prior from earlier sweeps, each a (rows, sizes) table of means and its sizes."""
+    exponents = []
+    for k, (table, sizes) in enumerate(sweeps):
+        try:
+            exponents.append(sweep_exponent(table, sizes))
+        except ValueError as exc:
+            raise ValueError(f"sweep {k}: {exc}") from None
+    return exponent_prior(exponents)
