@@ -32,7 +32,7 @@ import numpy as np
 
 from mixtures.mixture_observations import MixtureObservations
 from mixtures.performance_forms import FORMS, OT_FORMS, form_from_dict, make_form, refit_like
-from mixtures.size_laws import check_prior, fit_size_exponent, observed_means, size_weights
+from mixtures.size_laws import ALPHA_GRID, check_prior, fit_size_exponent, observed_means, size_weights
 
 FORMAT = "thresher.performance_model"
 SIZE_LAWS = ("auto", "log", "power", "none")
@@ -312,7 +312,9 @@ class PerformanceModel:
                 table, drawn = self._size_table(rep, np.arange(t["weights"].shape[0])), None
             else:
                 mean, sd = self.size_prior
-                table, drawn = self._size_table(rep, np.concatenate(picks)), (max(mean + sd * prior_rng.standard_normal(), 1e-3), sd)
+                # The drawn mean stays on the exponent grid, as check_prior requires of any prior mean.
+                drawn_mean = float(np.clip(mean + sd * prior_rng.standard_normal(), ALPHA_GRID[0], ALPHA_GRID[-1]))
+                table, drawn = self._size_table(rep, np.concatenate(picks)), (drawn_mean, sd)
             alphas.append(fit_size_exponent(table, self.sizes_, drawn))
         return reps, alphas
 

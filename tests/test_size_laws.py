@@ -146,6 +146,14 @@ def test_prior_bootstrap_resamples_pilot_means():
     assert np.mean((truth >= lo) & (truth <= hi)) >= 0.8
 
 
+def test_prior_near_the_grid_floor_bootstraps():
+    # Replicates draw the prior's mean; draws below the exponent grid must not break the fit.
+    p = np.array([[i / 4, 1 - i / 4] for i in range(5)])
+    w, y, n, _ = _pilot_rows(p, (100.0, 200.0, 400.0), 3, 0.05, 0.01, np.random.default_rng(9))
+    model = PerformanceModel("p_linear", size_prior=(0.02, 0.05), n_boot=50).fit(w, y, sizes=n)
+    assert min(model.boot_alpha_) >= 0.01
+
+
 def test_prior_needs_mixtures_run_at_every_size():
     # RegMix-style pilots (fresh mixtures at each size) leave no pilot means to weigh the prior
     # against; the prior must not silently replace the data.
