@@ -95,7 +95,7 @@ def scaled(texts: list[str], n: int, seed: int) -> list[str]:
 
 def write_corpus(docs: list[str], root: Path) -> list[str]:
     """Raw shards for ours; normalised-token shards for the peers. Returns the doc ids in order."""
-    from pipeline.dedupe.shingles import normalise
+    from thresher.pipeline.dedupe.shingles import normalise
 
     raw, norm = root / "raw", root / "peers"
     for d in (raw, norm):
@@ -122,7 +122,7 @@ def write_corpus(docs: list[str], root: Path) -> list[str]:
 
 def true_pairs(texts: list[str], threshold: float, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """All pairs with Jaccard >= threshold on our shingle sets, exactly (prefix filtering + verification)."""
-    from pipeline.dedupe.fuzzy import jaccard, sorted_sets
+    from thresher.pipeline.dedupe.fuzzy import jaccard, sorted_sets
 
     sets = pa.concat_arrays([sorted_sets(pa.array(texts[s : s + 20000]), ngram) for s in range(0, len(texts), 20000)])
     lengths = pc.list_value_length(sets).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -198,8 +198,8 @@ def scores(n: int, truth: np.ndarray, pred: np.ndarray) -> dict:
 def run_ours(work: Path, args: argparse.Namespace) -> dict:
     import pyarrow.dataset as pads
 
-    from pipeline.cluster import ensure_ray
-    from pipeline.dedupe import DedupeJob, run_dedupe
+    from thresher.pipeline.cluster import ensure_ray
+    from thresher.pipeline.dedupe import DedupeJob, run_dedupe
 
     t0 = time.perf_counter()
     ensure_ray(quiet=True)
@@ -367,7 +367,7 @@ def predicted_labels(ids: list[str], res: dict) -> np.ndarray:
 
 
 def compare(args: argparse.Namespace) -> None:
-    from pipeline.dedupe.lsh import choose_bands
+    from thresher.pipeline.dedupe.lsh import choose_bands
 
     texts, _ = load_texts(build())
     if args.docs:

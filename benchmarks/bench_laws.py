@@ -21,10 +21,10 @@ import warnings
 import numpy as np
 
 from benchmarks.common import reference_data_dir
-from mixtures.fitting import FittedLaw, _start_grid, fit, run_bootstrap
-from mixtures.laws import LawData, get_law
-from mixtures.laws.muennighoff import PUBLISHED
-from mixtures.observations import Observations, load_observations
+from thresher.mixtures.fitting import FittedLaw, _start_grid, fit, run_bootstrap
+from thresher.mixtures.laws import LawData, get_law
+from thresher.mixtures.laws.muennighoff import PUBLISHED
+from thresher.mixtures.observations import Observations, load_observations
 
 LAWS: list[tuple[str, str, dict]] = [
     ("goyal", "goyal", {}),

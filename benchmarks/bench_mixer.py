@@ -40,10 +40,10 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from benchmarks.common import peak_rss_mb, reference_data_dir, require_fashion_mnist  # noqa: E402
-from mixtures.optimize import optimize_mixture  # noqa: E402
-from mixtures.performance import PerformanceModel  # noqa: E402
-from mixtures.size_laws import exponent_prior, fit_size_exponent, size_weights, sweep_exponent  # noqa: E402
-from mixtures.transport import EmbeddingSet, MixtureOT, select_label_weight  # noqa: E402
+from thresher.mixtures.optimize import optimize_mixture  # noqa: E402
+from thresher.mixtures.performance import PerformanceModel  # noqa: E402
+from thresher.mixtures.size_laws import exponent_prior, fit_size_exponent, size_weights, sweep_exponent  # noqa: E402
+from thresher.mixtures.transport import EmbeddingSet, MixtureOT, select_label_weight  # noqa: E402
 
 GROUPS = ([0, 1, 2, 3], [4, 5, 6], [7, 8, 9])
 CONCENTRATION = 0.9  # share of a source's samples drawn from its own class group
@@ -353,7 +353,7 @@ def part_regmix() -> None:
     if root is None or not (root / "regmix" / "train_mixture_1m.csv").exists():
         print("skipped: ../shared/data/regmix not found (set THRESHER_REFERENCE_DATA)")
         return
-    from mixtures.mixture_observations import read_regmix
+    from thresher.mixtures.mixture_observations import read_regmix
 
     col = "metric/the_pile_pile_cc_val_loss"
     train, test = read_regmix(root / "regmix", "train"), read_regmix(root / "regmix", "test")

@@ -32,8 +32,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 
 from benchmarks.common import require_fashion_mnist
-from metrics.difficulty import el2n_scores
-from metrics.prototypes import fit_prototypes, select
+from thresher.metrics.difficulty import el2n_scores
+from thresher.metrics.prototypes import fit_prototypes, select
 
 FRACTIONS = (0.02, 0.05, 0.10, 0.20, 0.50, 0.80, 1.00)
 STRATEGIES = ("random", "ssp-easy", "ssp-hard", "ssp-easy-balanced", "ssp-hard-balanced", "el2n-hard")

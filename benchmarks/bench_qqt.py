@@ -28,9 +28,9 @@ import warnings
 import numpy as np
 
 from benchmarks.common import require_fashion_mnist
-from mixtures.fitting import FittedLaw, fit
-from mixtures.observations import Observations
-from mixtures.planning import Pool, union_values
+from thresher.mixtures.fitting import FittedLaw, fit
+from thresher.mixtures.observations import Observations
+from thresher.mixtures.planning import Pool, union_values
 
 POOL_NAMES = ("top10", "top20", "top30", "top40")
 

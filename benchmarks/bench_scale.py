@@ -78,11 +78,11 @@ def write_corpus(n: int, root: Path) -> dict:
 
 def run_one(corpus: Path, work: Path, step_file: Path) -> dict:
     """In the child: the three steps in order, each timed; returns their summaries."""
-    from pipeline.cluster import ensure_ray
-    from pipeline.dedupe import DedupeJob, run_dedupe
-    from pipeline.executor import MapJob, run_map_job
-    from pipeline.registry import make_scorer
-    from pipeline.scorers import DEFAULT_SCORERS
+    from thresher.pipeline.cluster import ensure_ray
+    from thresher.pipeline.dedupe import DedupeJob, run_dedupe
+    from thresher.pipeline.executor import MapJob, run_map_job
+    from thresher.pipeline.registry import make_scorer
+    from thresher.pipeline.scorers import DEFAULT_SCORERS
 
     t0 = time.perf_counter()
     ensure_ray(quiet=True)

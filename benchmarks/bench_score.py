@@ -3,7 +3,7 @@
 Run:  python -m benchmarks.bench_score [--docs 60000] [--peer-docs 20000] [--ray]
 
 Both sides run in this one process on the same documents, in the same order:
-ours as Arrow batches of 4096 through `metrics.heuristics`, datatrove's
+ours as Arrow batches of 4096 through `thresher.metrics.heuristics`, datatrove's
 `GopherQualityFilter`, `GopherRepetitionFilter` and `C4QualityFilter` calling
 `filter()` per document (each on a fresh Document, so C4's line removal does not
 leak into the other rules). Reading and writing are excluded on both sides.
@@ -19,7 +19,7 @@ import time
 import pyarrow as pa
 
 from benchmarks.text_corpus import build, load_texts
-from metrics import heuristics as H
+from thresher.metrics import heuristics as H
 
 RULE_SETS = (("gopher_quality", H.gopher_quality), ("gopher_repetition", H.gopher_repetition), ("c4", H.c4))
 
@@ -107,9 +107,9 @@ def main() -> None:
     if args.ray:
         import tempfile
 
-        from pipeline.executor import MapJob, run_map_job
-        from pipeline.reader import ReadOptions
-        from pipeline.registry import make_scorer
+        from thresher.pipeline.executor import MapJob, run_map_job
+        from thresher.pipeline.reader import ReadOptions
+        from thresher.pipeline.registry import make_scorer
 
         with tempfile.TemporaryDirectory() as tmp:
             job = MapJob(input=str(root), out_dir=__import__("pathlib").Path(tmp) / "out",

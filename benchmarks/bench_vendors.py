@@ -21,9 +21,9 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks.common import require_fashion_mnist
-from mixtures.transport import EmbeddingSet
-from mixtures.vendors import AcquisitionEvaluator, ClassifierProxy, PriceSchedule, VendorOffer, evaluate_vendors
-from mixtures.vendors.ot_value import reduce_set
+from thresher.mixtures.transport import EmbeddingSet
+from thresher.mixtures.vendors import AcquisitionEvaluator, ClassifierProxy, PriceSchedule, VendorOffer, evaluate_vendors
+from thresher.mixtures.vendors.ot_value import reduce_set
 
 STOCK = 3000
 MIN_GAIN = 0.005

@@ -43,11 +43,11 @@ def _time_stage(stage, texts: list[str]) -> tuple[float, int]:
 
 def measure(texts: list[str], reference_texts: list[str], seed: int = 0) -> list[dict]:
     """Rows {"scorer", "docs_per_s", "docs", "seconds"}, one per scorer that can run here."""
-    from metrics.classifier import QualityClassifier
-    from metrics.embedders import HashingEmbedder
-    from metrics.fluency import FluencyModel
-    from metrics.prototypes import fit_prototypes
-    from pipeline.model_scorers import ClassifierScorer, EmbeddingScorer, FluencyScorer, LangIdScorer
+    from thresher.metrics.classifier import QualityClassifier
+    from thresher.metrics.embedders import HashingEmbedder
+    from thresher.metrics.fluency import FluencyModel
+    from thresher.metrics.prototypes import fit_prototypes
+    from thresher.pipeline.model_scorers import ClassifierScorer, EmbeddingScorer, FluencyScorer, LangIdScorer
 
     if not texts or len(reference_texts) < 2:
         raise ValueError(f"need texts and at least 2 reference texts, got {len(texts)} and {len(reference_texts)}")

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipeline.corpus import _read_text
+from thresher.pipeline.corpus import _read_text
 
 DEFAULT_CACHE = Path(os.environ.get("THRESHER_BENCH_DATA", "bench-data"))
 VERSION = "v1"

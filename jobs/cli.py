@@ -6,25 +6,25 @@ import importlib
 import sys
 from typing import Callable, Sequence
 
-from jobs import __version__
+from thresher.jobs import __version__
 
 # Exit codes: 0 ok, 1 the job ran and failed (e.g. --strict found bad input), 2 usage or input error.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Each module defines `register(subparsers)`; registering lazily keeps `thresher --help` fast.
 COMMAND_MODULES: tuple[str, ...] = (
-    "jobs.cmd_score",
-    "jobs.cmd_select",
-    "jobs.cmd_corpus",
-    "jobs.cmd_demo",
-    "jobs.cmd_laws",
-    "jobs.cmd_mix",
-    "jobs.cmd_classifier",
-    "jobs.cmd_dedupe",
-    "jobs.cmd_vendors",
-    "jobs.cmd_run",
-    "jobs.cmd_pools",
-    "jobs.cmd_materialize",
+    "thresher.jobs.cmd_score",
+    "thresher.jobs.cmd_select",
+    "thresher.jobs.cmd_corpus",
+    "thresher.jobs.cmd_demo",
+    "thresher.jobs.cmd_laws",
+    "thresher.jobs.cmd_mix",
+    "thresher.jobs.cmd_classifier",
+    "thresher.jobs.cmd_dedupe",
+    "thresher.jobs.cmd_vendors",
+    "thresher.jobs.cmd_run",
+    "thresher.jobs.cmd_pools",
+    "thresher.jobs.cmd_materialize",
 )
 
 
@@ -59,8 +59,8 @@ def _add_quiet_everywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def _job_failures() -> tuple[type[BaseException], ...]:
-    from pipeline.outputs import OutputWriteError
-    from pipeline.safety import UnsafePath
+    from thresher.pipeline.outputs import OutputWriteError
+    from thresher.pipeline.safety import UnsafePath
 
     return (OutputWriteError, UnsafePath)
 

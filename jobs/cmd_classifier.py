@@ -31,14 +31,14 @@ without it the scorer writes perplexity only and fluency_bucket stays empty.
 
 
 def _usage_error(msg: str) -> Exception:
-    from jobs.cli import UsageError
+    from thresher.jobs.cli import UsageError
 
     return UsageError(msg)
 
 
 def _texts(path: str, text_field: str) -> Iterator[str]:
     """Document texts under a path or glob, read through the pipeline's shard reader."""
-    from pipeline.shards import iter_documents
+    from thresher.pipeline.shards import iter_documents
 
     try:
         for batch in iter_documents(path, text_field=text_field):
@@ -78,7 +78,7 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 
 def run_classifier_train(args: argparse.Namespace) -> int:
-    from metrics.classifier import QualityClassifier
+    from thresher.metrics.classifier import QualityClassifier
 
     _positive_int("--max-docs", args.max_docs)
     t0 = time.perf_counter()
@@ -103,7 +103,7 @@ def run_classifier_train(args: argparse.Namespace) -> int:
 
 
 def run_fluency_train(args: argparse.Namespace) -> int:
-    from metrics.fluency import FluencyModel
+    from thresher.metrics.fluency import FluencyModel
 
     _positive_int("--max-docs", args.max_docs)
     _positive_int("--calibrate-docs", args.calibrate_docs)

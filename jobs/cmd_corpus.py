@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli import UsageError
-from jobs.common import print_outputs, say
+from thresher.jobs.cli import UsageError
+from thresher.jobs.common import print_outputs, say
 
 EXAMPLES = """examples:
   thresher corpus build --from texts/ --out shards/                    # one document per file
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from pipeline.corpus import build_corpus
+    from thresher.pipeline.corpus import build_corpus
 
     try:
         stats = build_corpus(args.src, args.out, split=args.split, min_chars=args.min_chars,

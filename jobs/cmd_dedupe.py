@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli import UsageError
-from jobs.common import add_ray_options, add_read_options, prepare_out, print_outputs, say, split_list
+from thresher.jobs.cli import UsageError
+from thresher.jobs.common import add_ray_options, add_read_options, prepare_out, print_outputs, say, split_list
 
 EXAMPLES = """examples:
   thresher dedupe shards/ --out deduped/                      # MinHash-LSH, Jaccard >= 0.8, verified
@@ -61,11 +61,11 @@ def _threshold(args: argparse.Namespace) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.dedupe import DedupeError, DedupeJob, run_dedupe
-    from pipeline.executor import JobConflict
-    from pipeline.ledger import format_counts
-    from pipeline.reader import ReadOptions
-    from pipeline.shards import ShardError
+    from thresher.pipeline.dedupe import DedupeError, DedupeJob, run_dedupe
+    from thresher.pipeline.executor import JobConflict
+    from thresher.pipeline.ledger import format_counts
+    from thresher.pipeline.reader import ReadOptions
+    from thresher.pipeline.shards import ShardError
 
     if args.method == "exact" and args.threshold is not None:
         raise UsageError("--threshold does not apply to --method exact")

@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs.cli import EXIT_FAILED, UsageError
-from jobs.common import print_outputs, say
+from thresher.jobs.cli import EXIT_FAILED, UsageError
+from thresher.jobs.common import print_outputs, say
 
 EXAMPLES = """examples:
   thresher demo                          # writes ./thresher-demo/, about 2-4 minutes on 2 cores
@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.cmd_run import StageFailed, output_paths
-    from jobs.demo import run_demo
+    from thresher.jobs.cmd_run import StageFailed, output_paths
+    from thresher.jobs.demo import run_demo
 
     if args.max_docs is not None and args.max_docs < 100:
         raise UsageError(f"--max-docs must be at least 100, got {args.max_docs}")
@@ -57,7 +57,7 @@ class _Layout:
 
     def __init__(self, out: Path, summary: dict) -> None:
         self.out = out
-        from jobs.job_spec import STAGES
+        from thresher.jobs.job_spec import STAGES
 
         self.stages = [s for s in STAGES if s in summary["stages"]]
         self.report = True

@@ -7,9 +7,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from jobs.cli import UsageError
-from jobs.common import print_outputs, say
-from jobs.job_spec import suffixed_number
+from thresher.jobs.cli import UsageError
+from thresher.jobs.common import print_outputs, say
+from thresher.jobs.job_spec import suffixed_number
 
 FIT_EXAMPLES = """examples:
   thresher fit runs.csv --law overfit --out fit.json \\
@@ -152,7 +152,7 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
 
 
 def _load_obs(args: argparse.Namespace, require_value: bool = True):
-    from mixtures.observations import ObservationError, load_observations
+    from thresher.mixtures.observations import ObservationError, load_observations
 
     where = _pairs(args.where, "--where", numeric=False)
     where = {k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in where.items()}
@@ -164,7 +164,7 @@ def _load_obs(args: argparse.Namespace, require_value: bool = True):
 
 
 def _load_fit(path: str):
-    from mixtures.fitting import FittedLaw
+    from thresher.mixtures.fitting import FittedLaw
 
     try:
         return FittedLaw.load(path)
@@ -173,7 +173,7 @@ def _load_fit(path: str):
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from mixtures.fitting import fit
+    from thresher.mixtures.fitting import fit
 
     obs = _load_obs(args)
     try:
@@ -237,7 +237,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _pools_and_params(args: argparse.Namespace):
-    from mixtures.planning import load_pools
+    from thresher.mixtures.planning import load_pools
 
     try:
         pools, unit = load_pools(args.pools)
@@ -248,7 +248,7 @@ def _pools_and_params(args: argparse.Namespace):
 
 
 def run_plan(args: argparse.Namespace) -> int:
-    from mixtures.planning import plan
+    from thresher.mixtures.planning import plan
 
     fitted = _load_fit(args.fit)
     pools, unit, params = _pools_and_params(args)
@@ -271,7 +271,7 @@ def run_plan(args: argparse.Namespace) -> int:
         say(args, f"  runner-up {r['predicted']:.4g}: {mix} ({r['label']})")
     outputs: dict[str, Path] = {"plan": out}
     if args.plot:
-        from mixtures.plots import plot_plan
+        from thresher.mixtures.plots import plot_plan
 
         outputs["plot"] = plot_plan(p, args.plot)
     print_outputs(outputs)
@@ -279,7 +279,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_frontier(args: argparse.Namespace) -> int:
-    from mixtures.planning import frontier
+    from thresher.mixtures.planning import frontier
 
     fitted = _load_fit(args.fit)
     pools, unit, params = _pools_and_params(args)
@@ -303,7 +303,7 @@ def run_frontier(args: argparse.Namespace) -> int:
         say(args, f"best union flips at {flip['budget']:.4g}: {flip['from']} -> {flip['to']}")
     outputs: dict[str, Path] = {"frontier": out}
     if args.plot:
-        from mixtures.plots import plot_frontier
+        from thresher.mixtures.plots import plot_frontier
 
         outputs["plot"] = plot_frontier(fr, args.plot)
     print_outputs(outputs)

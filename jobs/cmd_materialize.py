@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli import UsageError
-from jobs.common import add_ray_options, prepare_out, print_outputs, say
+from thresher.jobs.cli import UsageError
+from thresher.jobs.common import add_ray_options, prepare_out, print_outputs, say
 
 EXAMPLES = """examples:
   thresher materialize plan.json --pools pools/ --out train/
@@ -33,9 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.materialize import MaterializeError, materialize
-    from pipeline.pools import PoolError
-    from pipeline.select import SelectError
+    from thresher.pipeline.materialize import MaterializeError, materialize
+    from thresher.pipeline.pools import PoolError
+    from thresher.pipeline.select import SelectError
 
     out = prepare_out(args.out, args.overwrite)
     try:

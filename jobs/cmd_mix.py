@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from jobs.cli import UsageError
-from jobs.common import print_outputs, say
-from pipeline.outputs import write_text_atomic
+from thresher.jobs.cli import UsageError
+from thresher.jobs.common import print_outputs, say
+from thresher.pipeline.outputs import write_text_atomic
 
 MIX_EXAMPLES = """examples:
   thresher mix ot --pools web=web.npz code=code.npz books=books.npz --target val.npz --out ot.json
@@ -101,7 +101,7 @@ def _pool_spec(item: str) -> tuple[str, Path]:
 
 def load_embeddings(path: Path, name: str | None = None, embedding_column: str = "embedding"):
     """An `EmbeddingSet` from .npy, .npz or .parquet (format in `thresher mix ot --help`)."""
-    from mixtures.transport import EmbeddingSet
+    from thresher.mixtures.transport import EmbeddingSet
 
     if not path.is_file():
         raise UsageError(f"{path}: no such embedding file")
@@ -231,7 +231,7 @@ def _load_sets(config: dict[str, Any], base: Path | None = None, pool_order: lis
 
 
 def _build_ot(config: dict[str, Any], base: Path | None = None, pool_order: list[str] | None = None):
-    from mixtures.transport import MixtureOT
+    from thresher.mixtures.transport import MixtureOT
 
     if config["label_weight"] == "auto":
         raise UsageError("--label-weight auto needs pilot runs: use it with `mix fit`")
@@ -248,7 +248,7 @@ def _build_ot(config: dict[str, Any], base: Path | None = None, pool_order: list
 
 # ---- observations ----------------------------------------------------------------------------
 def _read_obs(path: str, args: argparse.Namespace, value_columns: list[str] | None):
-    from mixtures.mixture_observations import read_mixture_csv
+    from thresher.mixtures.mixture_observations import read_mixture_csv
 
     try:
         return read_mixture_csv(
@@ -268,7 +268,7 @@ def _align(obs, pools: list[str], source: str) -> np.ndarray:
 
 
 def _load_model(args: argparse.Namespace):
-    from mixtures.performance import PerformanceModel
+    from thresher.mixtures.performance import PerformanceModel
 
     path = Path(args.model)
     try:
@@ -314,7 +314,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def _choose_label_weight(args: argparse.Namespace, config: dict[str, Any], obs):
     """`--label-weight auto`: the candidate whose OT best predicts the pilot metric (leave-one-out)."""
-    from mixtures.transport import select_label_weight
+    from thresher.mixtures.transport import select_label_weight
 
     if config["label_cost"] is None:
         raise UsageError("--label-weight auto needs a label cost (--label-cost gaussian or onehot)")
@@ -335,8 +335,8 @@ def _choose_label_weight(args: argparse.Namespace, config: dict[str, Any], obs):
 
 # ---- handlers --------------------------------------------------------------------------------
 def run_fit(args: argparse.Namespace) -> int:
-    from mixtures.performance import PerformanceModel
-    from mixtures.performance_forms import OT_FORMS
+    from thresher.mixtures.performance import PerformanceModel
+    from thresher.mixtures.performance_forms import OT_FORMS
 
     size_prior = _size_prior(args.size_prior)
     if size_prior is not None and args.size_law in ("log", "none"):
@@ -406,7 +406,7 @@ def _size_prior(text: str | None) -> tuple[float, float] | None:
         prior = text.split(",")
         if len(prior) != 2:
             raise UsageError(f"--size-prior {text!r} must be MEAN,SD or a .json file")
-    from mixtures.size_laws import check_prior
+    from thresher.mixtures.size_laws import check_prior
 
     try:
         return check_prior(prior)
@@ -415,7 +415,7 @@ def _size_prior(text: str | None) -> tuple[float, float] | None:
 
 
 def run_exponent(args: argparse.Namespace) -> int:
-    from mixtures.size_laws import exponent_prior, observed_means, sweep_exponent
+    from thresher.mixtures.size_laws import exponent_prior, observed_means, sweep_exponent
 
     rows = []
     for path in args.sweeps:
@@ -445,7 +445,7 @@ def run_exponent(args: argparse.Namespace) -> int:
 
 
 def run_optimize(args: argparse.Namespace) -> int:
-    from mixtures.optimize import optimize_mixture
+    from thresher.mixtures.optimize import optimize_mixture
 
     model = _load_model(args)
     caps = _pairs(args.caps, "--caps", model.pools)
@@ -477,7 +477,7 @@ def run_optimize(args: argparse.Namespace) -> int:
 
 
 def run_ot(args: argparse.Namespace) -> int:
-    from mixtures.mixture_observations import read_mixture_csv
+    from thresher.mixtures.mixture_observations import read_mixture_csv
 
     config = _ot_config_from_args(args)
     model = _build_ot(config)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli import UsageError
-from jobs.common import prepare_out, print_outputs, say
+from thresher.jobs.cli import UsageError
+from thresher.jobs.common import prepare_out, print_outputs, say
 
 EXAMPLES = """examples:
   thresher pools scored/ --score gopher_alpha_words_ratio --quantiles 0.5,0.9 --out pools/
@@ -47,7 +47,7 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.pools import PoolError, PoolSpec, build_pools
+    from thresher.pipeline.pools import PoolError, PoolSpec, build_pools
 
     method, edges = ("quantiles", _floats(args.quantiles, "--quantiles")) if args.quantiles else \
         ("thresholds", _floats(args.thresholds, "--thresholds"))

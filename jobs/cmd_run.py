@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from jobs.cli import EXIT_FAILED, UsageError
-from jobs.common import prepare_out, print_outputs, say
+from thresher.jobs.cli import EXIT_FAILED, UsageError
+from thresher.jobs.common import prepare_out, print_outputs, say
 
 EXAMPLES = """examples:
   thresher run jobs/examples/local.yaml --dry-run     # validate and list the stages
@@ -54,7 +54,7 @@ def budget_label(b: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.job_spec import SpecError, load_spec
+    from thresher.jobs.job_spec import SpecError, load_spec
 
     try:
         spec = load_spec(args.spec)
@@ -98,7 +98,7 @@ def output_paths(spec, summary: dict) -> dict[str, Path]:
 def run_job(spec, log: Callable[[str], None], quiet: bool = False, address: str | None = None,
             extra: dict[str, Any] | None = None) -> dict:
     """Run a validated spec's stages; returns the job summary (written to summary.json with report.html)."""
-    from pipeline.outputs import write_json_atomic
+    from thresher.pipeline.outputs import write_json_atomic
 
     spec.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic({"source": spec.source, "stages": spec.stages, "sections": spec.sections, "input": spec.input,
@@ -120,7 +120,7 @@ def run_job(spec, log: Callable[[str], None], quiet: bool = False, address: str 
         log(f"         {stage} done in {summary['stages'][stage]:.1f} s")
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     if spec.report:
-        from jobs.job_report import write_report
+        from thresher.jobs.job_report import write_report
 
         log(f"[report] {spec.out / 'report.html'}")
         write_report(spec, summary)
@@ -129,16 +129,16 @@ def run_job(spec, log: Callable[[str], None], quiet: bool = False, address: str 
 
 
 def _read_options(spec):
-    from pipeline.reader import ReadOptions
+    from thresher.pipeline.reader import ReadOptions
 
     r = spec.read
     return ReadOptions(text_field=r["text_field"], id_field=r["id_field"], carry=tuple(r["carry"]), strict=r["strict"])
 
 
 def _score(spec, summary, log, quiet, address) -> dict:
-    from jobs.cmd_score import build_stages
-    from pipeline.executor import MapJob, run_map_job
-    from pipeline.ledger import format_counts
+    from thresher.jobs.cmd_score import build_stages
+    from thresher.pipeline.executor import MapJob, run_map_job
+    from thresher.pipeline.ledger import format_counts
 
     o = spec.sections["score"]
     try:
@@ -157,7 +157,7 @@ def _score(spec, summary, log, quiet, address) -> dict:
 
 
 def _dedupe(spec, summary, log, quiet, address) -> dict:
-    from pipeline.dedupe import DedupeJob, run_dedupe
+    from thresher.pipeline.dedupe import DedupeJob, run_dedupe
 
     o = spec.sections["dedupe"]
     job = DedupeJob(input=str(spec.stage_dir("score")), out_dir=spec.stage_dir("dedupe"), method=o["method"],
@@ -172,7 +172,7 @@ def _dedupe(spec, summary, log, quiet, address) -> dict:
 
 
 def _pools(spec, summary, log, quiet, address) -> dict:
-    from pipeline.pools import PoolSpec, build_pools
+    from thresher.pipeline.pools import PoolSpec, build_pools
 
     o = spec.sections["pools"]
     pspec = PoolSpec(score=o["score"], method=o["method"], edges=tuple(o["edges"]),
@@ -191,15 +191,15 @@ def _pools(spec, summary, log, quiet, address) -> dict:
 def _fit(spec, summary, log, quiet, address) -> dict:
     import warnings
 
-    from mixtures.fitting import fit
-    from mixtures.observations import load_observations
+    from thresher.mixtures.fitting import fit
+    from thresher.mixtures.observations import load_observations
 
     o = spec.sections["fit"]
     out = spec.stage_dir("fit")
     out.mkdir(parents=True, exist_ok=True)
     unit = summary.get("pools", {}).get("unit", "tokens")
     if o["pilots"] is not None:
-        from jobs.demo import PILOT_COLUMNS, run_pilots
+        from thresher.jobs.demo import PILOT_COLUMNS, run_pilots
 
         p = o["pilots"]
         log(f"         pilot runs: character {p['order']}-gram LM trained on {p['fractions']} passes of each pool, "
@@ -227,9 +227,9 @@ def _fit(spec, summary, log, quiet, address) -> dict:
 def _plan(spec, summary, log, quiet, address) -> dict:
     import numpy as np
 
-    from mixtures.fitting import FittedLaw
-    from mixtures.planning import frontier, load_pools, plan
-    from pipeline.outputs import write_text_atomic
+    from thresher.mixtures.fitting import FittedLaw
+    from thresher.mixtures.planning import frontier, load_pools, plan
+    from thresher.pipeline.outputs import write_text_atomic
 
     o = spec.sections["plan"]
     out = spec.stage_dir("plan")
@@ -255,7 +255,7 @@ def _plan(spec, summary, log, quiet, address) -> dict:
 
 
 def _materialize(spec, summary, log, quiet, address) -> dict:
-    from pipeline.materialize import materialize
+    from thresher.pipeline.materialize import materialize
 
     o = spec.sections["materialize"]
     budgets = o["budgets"] or spec.sections["plan"]["budgets"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.cli import UsageError
-from jobs.common import add_ray_options, add_read_options, parse_kv, prepare_out, print_outputs, say, split_list
+from thresher.jobs.cli import UsageError
+from thresher.jobs.common import add_ray_options, add_read_options, parse_kv, prepare_out, print_outputs, say, split_list
 
 EXAMPLES = """examples:
   thresher score shards/ --out scored/
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_stages(names: list[str], options: dict[str, dict]):
-    from pipeline.registry import make_scorer, scorer_names
+    from thresher.pipeline.registry import make_scorer, scorer_names
 
     unknown = sorted(set(options) - set(names))
     if unknown:
@@ -54,12 +54,12 @@ def build_stages(names: list[str], options: dict[str, dict]):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.executor import JobConflict, MapJob, run_map_job
-    from pipeline.ledger import format_counts
-    from pipeline.reader import MalformedInput, ReadOptions
-    from pipeline.registry import scorer_names
-    from pipeline.scorers import DEFAULT_SCORERS
-    from pipeline.shards import ShardError
+    from thresher.pipeline.executor import JobConflict, MapJob, run_map_job
+    from thresher.pipeline.ledger import format_counts
+    from thresher.pipeline.reader import MalformedInput, ReadOptions
+    from thresher.pipeline.registry import scorer_names
+    from thresher.pipeline.scorers import DEFAULT_SCORERS
+    from thresher.pipeline.shards import ShardError
 
     if args.list_scorers:
         print("\n".join(scorer_names()))

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jobs.cli import UsageError
-from jobs.common import add_ray_options, prepare_out, print_outputs, say
+from thresher.jobs.cli import UsageError
+from thresher.jobs.common import add_ray_options, prepare_out, print_outputs, say
 
 EXAMPLES = """examples:
   thresher select scored/ --where "gopher_quality_pass and gopher_repetition_pass" --out selected/
@@ -36,12 +36,12 @@ def run(args: argparse.Namespace) -> int:
 
     import pyarrow.dataset as pads
 
-    from pipeline import expression
-    from pipeline.ledger import format_counts
-    from pipeline.outputs import write_json_atomic
-    from pipeline.select import SelectError, load_job, select_part
-    from pipeline.shards import Part
-    from pipeline.tasks import run_part_tasks, summarize_markers
+    from thresher.pipeline import expression
+    from thresher.pipeline.ledger import format_counts
+    from thresher.pipeline.outputs import write_json_atomic
+    from thresher.pipeline.select import SelectError, load_job, select_part
+    from thresher.pipeline.shards import Part
+    from thresher.pipeline.tasks import run_part_tasks, summarize_markers
 
     scored = Path(args.scored)
     try:

@@ -8,10 +8,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from jobs.cli import UsageError
-from jobs.common import print_outputs, say
-from jobs.vendor_spec import Rows, Spec, SpecError, load_spec, read_rows, safe_output
-from pipeline.outputs import write_text_atomic
+from thresher.jobs.cli import UsageError
+from thresher.jobs.common import print_outputs, say
+from thresher.jobs.vendor_spec import Rows, Spec, SpecError, load_spec, read_rows, safe_output
+from thresher.pipeline.outputs import write_text_atomic
 
 EXAMPLES = """example spec (paths relative to the spec file):
   budget: 2000
@@ -54,7 +54,7 @@ class NgramProxy:
     placeholder = "oovplaceholder"
 
     def __init__(self, target_texts: Sequence[str], *, order: int = 3, min_count: int = 2) -> None:
-        from metrics.fluency import tokenize_lines
+        from thresher.metrics.fluency import tokenize_lines
 
         self.target_texts = list(target_texts)
         self.order, self.min_count = int(order), int(min_count)
@@ -62,13 +62,13 @@ class NgramProxy:
         self.vocab.discard(self.placeholder)
 
     def _map(self, text: str) -> str:
-        from metrics.fluency import tokenize_lines
+        from thresher.metrics.fluency import tokenize_lines
 
         vocab, ph = self.vocab, self.placeholder
         return "\n".join(" ".join(tok if tok in vocab else ph for tok in line) for line in tokenize_lines(text))
 
     def score(self, train: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        from metrics.fluency import FluencyModel
+        from thresher.metrics.fluency import FluencyModel
 
         lm = FluencyModel(order=self.order, min_count=self.min_count).fit(self._map(str(t)) for t in train)
         log10p, tokens = lm.log10_prob(self.target_texts)
@@ -108,9 +108,9 @@ def _write_quarantine(out: Path, name: str, rows: Rows) -> Path | None:
 
 def evaluate_spec(spec: Spec, out: Path, args: argparse.Namespace | None = None) -> dict[str, Any]:
     """Load everything the spec names, run the evaluator, and return the report data."""
-    from mixtures.transport import EmbeddingSet
-    from mixtures.vendors import AcquisitionEvaluator, ClassifierProxy, VendorOffer, read_pilot_csv, text_duplicates
-    from mixtures.vendors.ot_value import reduce_set
+    from thresher.mixtures.transport import EmbeddingSet
+    from thresher.mixtures.vendors import AcquisitionEvaluator, ClassifierProxy, VendorOffer, read_pilot_csv, text_duplicates
+    from thresher.mixtures.vendors.ot_value import reduce_set
 
     quiet_args = args or argparse.Namespace(quiet=True)
     owned_parts = [_read(spec, p) for _, p in spec.owned]
@@ -145,7 +145,7 @@ def evaluate_spec(spec: Spec, out: Path, args: argparse.Namespace | None = None)
     proxy_kind = spec.proxy["kind"]
     embed = None
     if kind == "text":
-        from metrics.embedders import HashingEmbedder
+        from thresher.metrics.embedders import HashingEmbedder
 
         embedder = HashingEmbedder(dim=spec.text["embedder_dim"], seed=spec.seed)
         embed = lambda texts: embedder.embed(list(texts)).astype(np.float64)  # noqa: E731
@@ -250,9 +250,9 @@ def evaluate_spec(spec: Spec, out: Path, args: argparse.Namespace | None = None)
 
 def _add_repetition(spec: Spec, result: dict[str, Any], offers: list) -> None:
     """Utility-law value of each vendor at its evaluated quantity, for a run that repeats data."""
-    from mixtures.fitting import FittedLaw
-    from mixtures.planning import load_pools
-    from mixtures.vendors.repetition import repetition_value
+    from thresher.mixtures.fitting import FittedLaw
+    from thresher.mixtures.planning import load_pools
+    from thresher.mixtures.vendors.repetition import repetition_value
 
     rep = spec.repetition
     try:
@@ -271,7 +271,7 @@ def _add_repetition(spec: Spec, result: dict[str, Any], offers: list) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.vendor_report import write_reports
+    from thresher.jobs.vendor_report import write_reports
 
     try:
         spec = load_spec(args.spec)

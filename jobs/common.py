@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobs.cli import UsageError
+from thresher.jobs.cli import UsageError
 
 
 def add_ray_options(p: argparse.ArgumentParser) -> None:

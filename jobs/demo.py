@@ -7,7 +7,7 @@ quality -> a utility law fitted on pilot runs -> plans for three budgets ->
 materialize -> report.
 
 Pilot runs are real, quick proxy trainings: a character n-gram language model
-(`metrics.fluency.FluencyModel`, Kneser-Ney, over characters so that every run
+(`thresher.metrics.fluency.FluencyModel`, Kneser-Ney, over characters so that every run
 shares one closed vocabulary and their cross-entropies compare) trained on a
 slice of one pool, whole passes repeated as a plan would repeat them, scored in
 bits per character on documents held out from every pool. A count model gains
@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.demo_corpus import SPLIT, write_demo_tree
+from thresher.jobs.demo_corpus import SPLIT, write_demo_tree
 
 PILOT_COLUMNS = "run=run,pool=pool,seen=seen,unique=unique,value=value"
 
@@ -57,9 +57,9 @@ def demo_spec(corpus: Path, out: Path, budgets: list[float], max_docs: int | Non
 def run_demo(out: Path, log: Callable[[str], None], quiet: bool = False, address: str | None = None,
              max_docs: int | None = None) -> dict:
     """Build the corpus, then run the embedded spec; returns the job summary (also in summary.json)."""
-    from jobs.cmd_run import run_job
-    from jobs.job_spec import parse_spec
-    from pipeline.corpus import build_corpus
+    from thresher.jobs.cmd_run import run_job
+    from thresher.jobs.job_spec import parse_spec
+    from thresher.pipeline.corpus import build_corpus
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -106,10 +106,10 @@ def _pool_texts(pools_dir: Path, holdout: float, max_docs: int | None, seed: int
     """Per pool: id, text, tokens of its training documents; plus the held-out texts (from every pool)."""
     import xxhash
 
-    from pipeline.pools import load_pools_json, read_members
-    from pipeline.reader import ReadOptions, read_part
-    from pipeline.select import load_job
-    from pipeline.shards import Part
+    from thresher.pipeline.pools import load_pools_json, read_members
+    from thresher.pipeline.reader import ReadOptions, read_part
+    from thresher.pipeline.select import load_job
+    from thresher.pipeline.shards import Part
 
     info = load_pools_json(pools_dir)
     members = read_members(pools_dir)
@@ -150,8 +150,8 @@ def pilot_run(pool: str, fraction: float, docs: pa.Table, heldout: list[str], or
 
     `docs` and `heldout` hold character-tokenised text (`as_characters`); `seen` counts the pool's own unit.
     """
-    from metrics.fluency import FluencyModel
-    from pipeline.materialize import repeat_counts
+    from thresher.metrics.fluency import FluencyModel
+    from thresher.pipeline.materialize import repeat_counts
 
     t0 = time.perf_counter()
     tokens = docs["tokens"].to_numpy(zero_copy_only=False).astype(np.float64)
@@ -172,7 +172,7 @@ def run_pilots(pools_dir: Path, out_dir: Path, fractions: list[float], holdout: 
     """Run every (pool, fraction) pilot as a Ray task; write and return observations.csv."""
     import ray
 
-    from pipeline.cluster import ensure_ray
+    from thresher.pipeline.cluster import ensure_ray
 
     pools, heldout = _pool_texts(Path(pools_dir), holdout, max_docs, seed)
     if len(heldout) < 5:

@@ -85,7 +85,7 @@ MAX_DEBIAN_WORDS = 300_000
 def _debian_docs(pattern: str, sep: str) -> list[tuple[str, list[str]]]:
     import gzip
 
-    from pipeline.corpus import split_documents
+    from thresher.pipeline.corpus import split_documents
 
     files = []
     for f in sorted(Path("/").glob(pattern.lstrip("/"))):

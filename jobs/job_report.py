@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from jobs.html_report import Report, new_figure
-from pipeline.ledger import STATUSES
+from thresher.jobs.html_report import Report, new_figure
+from thresher.pipeline.ledger import STATUSES
 
 MAX_SOURCES = 10
 
@@ -29,11 +29,11 @@ def _score_table(spec, columns: list[str]):
 
 
 def _histograms(report: Report, spec, summary: dict) -> None:
-    from pipeline.pools import score_values
+    from thresher.pipeline.pools import score_values
 
     if "pools" in spec.stages:
         expr = spec.sections["pools"]["score"]
-        from pipeline import expression
+        from thresher.pipeline import expression
 
         cols = expression.columns(expr)
     else:
@@ -126,9 +126,9 @@ def _pools_section(report: Report, summary: dict) -> None:
 
 
 def _decay(report: Report, summary: dict) -> None:
-    from mixtures.fitting import FittedLaw
-    from mixtures.planning import load_pools
-    from mixtures.plots import draw_utility_decay
+    from thresher.mixtures.fitting import FittedLaw
+    from thresher.mixtures.planning import load_pools
+    from thresher.mixtures.plots import draw_utility_decay
 
     f = summary["fit"]
     fitted = FittedLaw.load(f["path"])

@@ -289,7 +289,7 @@ def load_spec(file: str | Path) -> JobSpec:
     file = Path(file)
     if not file.is_file():
         raise SpecError(f"{file}: no such job spec")
-    from pipeline.safety import InputTooLarge, read_capped
+    from thresher.pipeline.safety import InputTooLarge, read_capped
 
     try:
         data = yaml.safe_load(read_capped(file, what="job spec").decode("utf-8"))

@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jobs.html_report import Report, new_figure
-from jobs.vendor_spec import safe_output
-from pipeline.outputs import write_text_atomic
+from thresher.jobs.html_report import Report, new_figure
+from thresher.jobs.vendor_spec import safe_output
+from thresher.pipeline.outputs import write_text_atomic
 
 _COLOURS = {"buy": "#2a9d3f", "skip": "#b23b3b", "ask": "#d08a1a"}
 

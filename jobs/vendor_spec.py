@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from mixtures.vendors.prices import PRICE_UNITS, PriceSchedule, PriceTier
+from thresher.mixtures.vendors.prices import PRICE_UNITS, PriceSchedule, PriceTier
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PROXY_KINDS = ("classifier", "ngram", "pilot_csv")

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from metrics.hashing import hashed_ngrams
+from thresher.metrics.hashing import hashed_ngrams
 
 _FORMAT = "thresher.quality_classifier"
 _VERSION = 1

@@ -14,7 +14,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 import scipy.sparse as sp
 
-from metrics.hashing import hashed_ngrams
+from thresher.metrics.hashing import hashed_ngrams
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from metrics.text_arrays import (
+from thresher.metrics.text_arrays import (
     HAS_LETTER,
     SYMBOL_ONLY,
     as_string_array,

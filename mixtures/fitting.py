@@ -26,8 +26,8 @@ try:  # a multi-threaded BLAS makes L-BFGS-B's tiny matrix products ~40x slower 
 except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
     from contextlib import nullcontext as threadpool_limits  # type: ignore[assignment]
 
-from mixtures.laws import Law, LawData, ParamSpec, get_law
-from mixtures.observations import Observations
+from thresher.mixtures.laws import Law, LawData, ParamSpec, get_law
+from thresher.mixtures.observations import Observations
 
 FORMAT = "thresher.fit/1"
 GRIDS = ("full", "small", "none")
@@ -146,7 +146,7 @@ class FittedLaw:
     def predict_samples(self, observations: Observations) -> np.ndarray:
         """(n_boot, n) predictions under every bootstrap draw."""
         if self.bootstrap is None:
-            raise ValueError("this fit has no bootstrap draws; fit with bootstrap=N or call mixtures.fitting.bootstrap")
+            raise ValueError("this fit has no bootstrap draws; fit with bootstrap=N or call thresher.mixtures.fitting.bootstrap")
         with np.errstate(all="ignore"):
             return self.law.predict_batch(self.bootstrap, self._data(observations))
 

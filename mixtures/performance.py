@@ -30,9 +30,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mixtures.mixture_observations import MixtureObservations
-from mixtures.performance_forms import FORMS, OT_FORMS, form_from_dict, make_form, refit_like
-from mixtures.size_laws import ALPHA_GRID, check_prior, fit_size_exponent, observed_means, size_weights
+from thresher.mixtures.mixture_observations import MixtureObservations
+from thresher.mixtures.performance_forms import FORMS, OT_FORMS, form_from_dict, make_form, refit_like
+from thresher.mixtures.size_laws import ALPHA_GRID, check_prior, fit_size_exponent, observed_means, size_weights
 
 FORMAT = "thresher.performance_model"
 SIZE_LAWS = ("auto", "log", "power", "none")
@@ -63,7 +63,7 @@ class PerformanceModel:
     size_law: "auto" (log for two pilot sizes, power for three or more, or for two with a
         size prior), "log", "power", or "none" (a single size; predictions ignore N).
     size_prior: (mean, sd) of the power-law exponent, measured on earlier sweeps of the same
-        proxy family that reached larger sizes (`mixtures.size_laws.size_exponent_prior`).
+        proxy family that reached larger sizes (`thresher.mixtures.size_laws.size_exponent_prior`).
         The exponent is then estimated from the means of the mixtures observed at every
         pilot size, weighed against the prior; bootstrap replicates also draw the prior's
         mean, so intervals carry its width.

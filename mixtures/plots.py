@@ -6,8 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
-from mixtures.fitting import FittedLaw
-from mixtures.planning import Frontier, Plan, Pool
+from thresher.mixtures.fitting import FittedLaw
+from thresher.mixtures.planning import Frontier, Plan, Pool
 
 
 def _figure(width: float, height: float, ncols: int = 1):

@@ -23,8 +23,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import ot
 
-from mixtures import transport_solvers as solvers
-from mixtures.coresets import kmeans_coreset
+from thresher.mixtures import transport_solvers as solvers
+from thresher.mixtures.coresets import kmeans_coreset
 
 SOLVERS = ("sinkhorn", "exact", "sliced")
 LABEL_COSTS = ("gaussian", "onehot", None)

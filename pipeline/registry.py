@@ -4,14 +4,14 @@ from __future__ import annotations
 import importlib
 from typing import Callable, TypeVar
 
-from pipeline.stage import Stage
+from thresher.pipeline.stage import Stage
 
 S = TypeVar("S", bound=type[Stage])
 
 _SCORERS: dict[str, type[Stage]] = {}
 
 # Modules whose import registers scorers; imported lazily so `thresher --help` stays fast.
-SCORER_MODULES: tuple[str, ...] = ("pipeline.scorers", "pipeline.model_scorers")
+SCORER_MODULES: tuple[str, ...] = ("thresher.pipeline.scorers", "thresher.pipeline.model_scorers")
 
 
 def register_scorer(cls: S) -> S:

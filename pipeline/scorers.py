@@ -5,13 +5,13 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from metrics import heuristics
-from pipeline.registry import register_scorer
-from pipeline.stage import Resources, Stage
+from thresher.metrics import heuristics
+from thresher.pipeline.registry import register_scorer
+from thresher.pipeline.stage import Resources, Stage
 
 
 class _RuleStage(Stage):
-    """A rule set from `metrics.heuristics`, with thresholds overridable by keyword."""
+    """A rule set from `thresher.metrics.heuristics`, with thresholds overridable by keyword."""
 
     rules_type: ClassVar[type]
     reason_column: ClassVar[str]

@@ -15,10 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import expression, ledger as ledger_mod
-from pipeline.outputs import marker_path, write_json_atomic, write_part_file
-from pipeline.reader import ReadOptions, read_part
-from pipeline.shards import Part
+from thresher.pipeline import expression, ledger as ledger_mod
+from thresher.pipeline.outputs import marker_path, write_json_atomic, write_part_file
+from thresher.pipeline.reader import ReadOptions, read_part
+from thresher.pipeline.shards import Part
 
 SHARDS = "shards"
 

@@ -20,7 +20,7 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.safety import MAX_DECOMPRESSED_BYTES, inflate_limit
+from thresher.pipeline.safety import MAX_DECOMPRESSED_BYTES, inflate_limit
 
 FORMATS = ("jsonl", "jsonl.gz", "parquet", "arrow")
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
@@ -287,7 +287,7 @@ def iter_documents(
     For library use (training a classifier or a fluency reference); malformed rows
     are skipped here, whereas jobs account for them in the ledger.
     """
-    from pipeline.reader import ReadOptions, read_part
+    from thresher.pipeline.reader import ReadOptions, read_part
 
     _, shards = discover(path)
     opts = ReadOptions(text_field=text_field, id_field=id_field, keep_fields=True)

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.outputs import completed_keys, read_marker
-from pipeline.shards import Part
+from thresher.pipeline.outputs import completed_keys, read_marker
+from thresher.pipeline.shards import Part
 
 PartFn = Callable[..., dict]
 
@@ -79,7 +79,7 @@ def run_part_tasks(
     if pending:
         import ray
 
-        from pipeline.cluster import cluster_cpus, ensure_ray
+        from thresher.pipeline.cluster import cluster_cpus, ensure_ray
 
         ensure_ray(address, quiet=quiet)
         size = workers or cluster_cpus()
@@ -97,8 +97,8 @@ def run_part_tasks(
 
 def summarize_markers(out_dir: Path, markers: list[dict], extra: dict[str, Any] | None = None) -> dict:
     """Add up per-part ledgers, check the invariant and write summary.json."""
-    from pipeline import ledger as ledger_mod
-    from pipeline.outputs import write_json_atomic
+    from thresher.pipeline import ledger as ledger_mod
+    from thresher.pipeline.outputs import write_json_atomic
 
     counts = ledger_mod.merge_counts(m["ledger"] for m in markers)
     rows_read = sum(m["rows_read"] for m in markers)

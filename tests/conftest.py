@@ -18,7 +18,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 def ray_session():
     import ray
 
-    from pipeline.cluster import ensure_ray
+    from thresher.pipeline.cluster import ensure_ray
 
     if not ray.is_initialized():
         # workers import test modules too (stages defined in tests), so they get the repository on their path

@@ -16,11 +16,11 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.executor import MapJob, run_map_job
-from pipeline.ledger import STATUSES, read_ledger
-from pipeline.reader import RAW_KEEP_BYTES, MalformedInput, ReadOptions, read_part
-from pipeline.registry import make_scorer
-from pipeline.shards import ShardError, discover, plan_parts, shard_format
+from thresher.pipeline.executor import MapJob, run_map_job
+from thresher.pipeline.ledger import STATUSES, read_ledger
+from thresher.pipeline.reader import RAW_KEEP_BYTES, MalformedInput, ReadOptions, read_part
+from thresher.pipeline.registry import make_scorer
+from thresher.pipeline.shards import ShardError, discover, plan_parts, shard_format
 from tests.docs import CLEAN
 
 HUGE_LINE_BYTES = 50 * 1024 * 1024

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from metrics.classifier import QualityClassifier
+from thresher.metrics.classifier import QualityClassifier
 
 GOOD = [
     f"The committee reviewed the {w} report and published a detailed analysis of the findings."
@@ -67,7 +67,7 @@ def test_bad_inputs(tmp_path):
 
 
 def _cli():
-    from jobs import cmd_classifier
+    from thresher.jobs import cmd_classifier
 
     p = argparse.ArgumentParser(prog="thresher")
     p.add_argument("--quiet", action="store_true")
@@ -81,11 +81,11 @@ def _write_jsonl(path, texts):
 
 
 def test_cli_trains_classifier_and_fluency(tmp_path, capsys):
-    pytest.importorskip("pipeline.shards")
-    from pipeline import shards
+    pytest.importorskip("thresher.pipeline.shards")
+    from thresher.pipeline import shards
 
     if not hasattr(shards, "iter_documents"):
-        pytest.skip("pipeline.shards.iter_documents is not available yet")
+        pytest.skip("thresher.pipeline.shards.iter_documents is not available yet")
     pos = _write_jsonl(tmp_path / "pos.jsonl", GOOD * 3)
     neg = _write_jsonl(tmp_path / "neg.jsonl", BAD * 3)
     p = _cli()
@@ -97,7 +97,7 @@ def test_cli_trains_classifier_and_fluency(tmp_path, capsys):
     args = p.parse_args(["--quiet", "fluency", "train", "--reference", str(pos), "--out", str(tmp_path / "ref.npz"),
                          "--calibrate", str(neg)])
     assert args.handler(args) == 0
-    from metrics.fluency import FluencyModel
+    from thresher.metrics.fluency import FluencyModel
 
     f = FluencyModel.load(tmp_path / "ref.npz")
     assert f.cutoffs_ is not None and f.cutoffs_[0] <= f.cutoffs_[1]
@@ -106,7 +106,7 @@ def test_cli_trains_classifier_and_fluency(tmp_path, capsys):
 
 
 def test_cli_reports_missing_input(tmp_path):
-    from jobs.cli import UsageError
+    from thresher.jobs.cli import UsageError
 
     p = _cli()
     args = p.parse_args(["classifier", "train", "--positives", str(tmp_path / "none.jsonl"),
@@ -116,9 +116,9 @@ def test_cli_reports_missing_input(tmp_path):
 
 
 def test_reservoir_sample_is_uniform_and_seeded(tmp_path):
-    from jobs.cmd_classifier import sample_texts
+    from thresher.jobs.cmd_classifier import sample_texts
 
-    pytest.importorskip("pipeline.shards")
+    pytest.importorskip("thresher.pipeline.shards")
     path = _write_jsonl(tmp_path / "d.jsonl", [f"doc {i}" for i in range(200)])
     a, n = sample_texts(str(path), "text", 20, seed=1)
     b, _ = sample_texts(str(path), "text", 20, seed=1)

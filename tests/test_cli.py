@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.dataset as pads
 import pytest
 
-from jobs.cli import main
+from thresher.jobs.cli import main
 from tests.docs import CLEAN
 
 

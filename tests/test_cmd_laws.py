@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from jobs.cli import main
-from jobs.cmd_laws import parse_amount
-from mixtures.laws import GoyalLaw, LawData
+from thresher.jobs.cli import main
+from thresher.jobs.cmd_laws import parse_amount
+from thresher.mixtures.laws import GoyalLaw, LawData
 
 
 @pytest.fixture()
@@ -103,7 +103,7 @@ def test_parse_amount() -> None:
     assert parse_amount("640M") == 640e6
     assert parse_amount("2.5B") == 2.5e9
     assert parse_amount("1e11") == 1e11
-    from jobs.cli import UsageError
+    from thresher.jobs.cli import UsageError
 
     with pytest.raises(UsageError):
         parse_amount("lots")

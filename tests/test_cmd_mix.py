@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.common import reference_data_dir
-from jobs.cli import main
-from mixtures.transport import EmbeddingSet, MixtureOT
+from thresher.jobs.cli import main
+from thresher.mixtures.transport import EmbeddingSet, MixtureOT
 
 
 @pytest.fixture()

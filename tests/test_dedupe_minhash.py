@@ -9,13 +9,13 @@ import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
-from pipeline.dedupe import DedupeJob, run_dedupe
-from pipeline.dedupe.components import local_components, ls_dir, write_both_ways
-from pipeline.dedupe.groups import labels_task
-from pipeline.dedupe.job import _components, _Phases
-from pipeline.dedupe.phases import bin_name, read_bin
-from pipeline.dedupe.shingles import shingle_sets
-from pipeline.ledger import STATUSES, read_ledger
+from thresher.pipeline.dedupe import DedupeJob, run_dedupe
+from thresher.pipeline.dedupe.components import local_components, ls_dir, write_both_ways
+from thresher.pipeline.dedupe.groups import labels_task
+from thresher.pipeline.dedupe.job import _components, _Phases
+from thresher.pipeline.dedupe.phases import bin_name, read_bin
+from thresher.pipeline.dedupe.shingles import shingle_sets
+from thresher.pipeline.ledger import STATUSES, read_ledger
 from tests.conftest import tree_bytes
 
 pytestmark = pytest.mark.usefixtures("ray_session")

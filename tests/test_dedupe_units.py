@@ -5,15 +5,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.dedupe.components import local_components
-from pipeline.dedupe.exact import exact_groups
-from pipeline.dedupe.fuzzy import bucket_edges, group_value_order, jaccard, sorted_sets
-from pipeline.dedupe.groups import choose_representatives
-from pipeline.dedupe.lsh import choose_bands
-from pipeline.dedupe.minhash import EMPTY, MinHasher, band_keys, estimate_jaccard, text_signatures
-from pipeline.dedupe.semantic import greedy_duplicates
-from pipeline.dedupe.shingles import Words, _words_unicode, normalise, shingle_sets, shingles, words
-from pipeline.dedupe.stages import MinHashStage, decode_bands, exact_hashes
+from thresher.pipeline.dedupe.components import local_components
+from thresher.pipeline.dedupe.exact import exact_groups
+from thresher.pipeline.dedupe.fuzzy import bucket_edges, group_value_order, jaccard, sorted_sets
+from thresher.pipeline.dedupe.groups import choose_representatives
+from thresher.pipeline.dedupe.lsh import choose_bands
+from thresher.pipeline.dedupe.minhash import EMPTY, MinHasher, band_keys, estimate_jaccard, text_signatures
+from thresher.pipeline.dedupe.semantic import greedy_duplicates
+from thresher.pipeline.dedupe.shingles import Words, _words_unicode, normalise, shingle_sets, shingles, words
+from thresher.pipeline.dedupe.stages import MinHashStage, decode_bands, exact_hashes
 
 
 def reference_shingles(text: str, n: int) -> set[tuple[str, ...]]:

@@ -6,7 +6,7 @@ import json
 import pyarrow.dataset as pads
 import pytest
 
-from jobs.cli import main
+from thresher.jobs.cli import main
 
 
 @pytest.mark.usefixtures("ray_session")

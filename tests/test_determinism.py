@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.dedupe import DedupeJob, run_dedupe
-from pipeline.executor import MapJob, run_map_job
-from pipeline.registry import make_scorer
+from thresher.pipeline.dedupe import DedupeJob, run_dedupe
+from thresher.pipeline.executor import MapJob, run_map_job
+from thresher.pipeline.registry import make_scorer
 from tests.conftest import tree_bytes
 from tests.test_bad_input import make_broken_corpus
 from tests.docs import CLEAN
@@ -73,8 +73,8 @@ def test_exact_dedupe_is_identical_across_worker_counts_and_bins(corpus, tmp_pat
 PLAN_SCRIPT = """
 import hashlib, json, sys
 sys.path.insert(0, {repo!r})
-from mixtures import plan
-from mixtures.planning import Pool
+from thresher.mixtures import plan
+from thresher.mixtures.planning import Pool
 from tests.test_planning import NAMES, goyal_fit
 fitted = goyal_fit(bootstrap=True)
 pools = [Pool(n, 12.8e6 * (1 + i)) for i, n in enumerate(NAMES)]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from metrics.difficulty import el2n_scores, forgetting_counts
+from thresher.metrics.difficulty import el2n_scores, forgetting_counts
 
 
 def _noisy(seed=0, n=400, n_flip=40):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from metrics.embedders import Embedder, HashingEmbedder, MiniLMEmbedder, WordLlamaEmbedder, make_embedder, sparse_projection
+from thresher.metrics.embedders import Embedder, HashingEmbedder, MiniLMEmbedder, WordLlamaEmbedder, make_embedder, sparse_projection
 
 TEXTS = [
     "The cat sat on the mat and purred.",

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.executor import JobConflict, MapJob, choose_engine, run_map_job
-from pipeline.ledger import read_ledger
-from pipeline.reader import ReadOptions
-from pipeline.registry import make_scorer
-from pipeline.stage import Resources, Stage
+from thresher.pipeline.executor import JobConflict, MapJob, choose_engine, run_map_job
+from thresher.pipeline.ledger import read_ledger
+from thresher.pipeline.reader import ReadOptions
+from thresher.pipeline.registry import make_scorer
+from thresher.pipeline.stage import Resources, Stage
 from tests.conftest import tree_bytes
 from tests.docs import CLEAN
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from pipeline.expression import ExpressionError, columns, evaluate
+from thresher.pipeline.expression import ExpressionError, columns, evaluate
 
 T = pa.table({"a_pass": [True, False, None, True], "x": [1.0, 5.0, 3.0, None], "source": ["d", "f", "d", "f"]})
 

@@ -16,14 +16,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import outputs
-from pipeline.executor import MapJob, _apply_stage, _finalize_part, _read_step, _stage_meta, _write_step, run_map_job
-from pipeline.outputs import MARKERS, TMP, OutputWriteError, file_sha256, write_json_atomic, write_parquet_atomic
-from pipeline.reader import ReadOptions
-from pipeline.registry import make_scorer
-from pipeline.scorers import DEFAULT_SCORERS
-from pipeline.shards import discover, plan_parts
-from pipeline.stage import Stage
+from thresher.pipeline import outputs
+from thresher.pipeline.executor import MapJob, _apply_stage, _finalize_part, _read_step, _stage_meta, _write_step, run_map_job
+from thresher.pipeline.outputs import MARKERS, TMP, OutputWriteError, file_sha256, write_json_atomic, write_parquet_atomic
+from thresher.pipeline.reader import ReadOptions
+from thresher.pipeline.registry import make_scorer
+from thresher.pipeline.scorers import DEFAULT_SCORERS
+from thresher.pipeline.shards import discover, plan_parts
+from thresher.pipeline.stage import Stage
 from tests.conftest import tree_bytes
 from tests.docs import CLEAN
 
@@ -104,7 +104,7 @@ def test_a_killed_driver_resumes_skipping_finished_parts_and_ends_identical(tmp_
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_DEDUP_LOGS": "1"}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "score", str(inp), "--out", str(out), "--workers", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "thresher.jobs.cli", "score", str(inp), "--out", str(out), "--workers", "1",
                              "--quiet"], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     import ray  # noqa: F401  (it bundles psutil and puts it on the path)

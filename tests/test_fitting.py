@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from benchmarks.common import reference_data_dir
-from mixtures import FittedLaw, fit
-from mixtures.fitting import huber, run_bootstrap
-from mixtures.laws import GoyalLaw, LawData
-from mixtures.laws.muennighoff import PUBLISHED
-from mixtures.observations import Observations, load_observations
+from thresher.mixtures import FittedLaw, fit
+from thresher.mixtures.fitting import huber, run_bootstrap
+from thresher.mixtures.laws import GoyalLaw, LawData
+from thresher.mixtures.laws.muennighoff import PUBLISHED
+from thresher.mixtures.observations import Observations, load_observations
 
 
 def synthetic_goyal(noise: float = 0.0, seed: int = 0) -> tuple[Observations, dict[str, float]]:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from metrics.fluency import BOS, FluencyModel, buckets, fit_cutoffs, normalize, tokenize_lines
+from thresher.metrics.fluency import BOS, FluencyModel, buckets, fit_cutoffs, normalize, tokenize_lines
 
 REFERENCE = [
     "the cat sat on the mat.\nthe dog sat on the log.",

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from metrics import heuristics as H
-from metrics.text_arrays import words
+from thresher.metrics import heuristics as H
+from thresher.metrics.text_arrays import words
 from tests.docs import CLEAN
 
 

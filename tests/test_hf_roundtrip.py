@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from jobs.cli import main
+from thresher.jobs.cli import main
 from tests.docs import CLEAN
 
 datasets = pytest.importorskip("datasets")

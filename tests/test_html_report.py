@@ -4,7 +4,7 @@ from __future__ import annotations
 import base64
 import re
 
-from jobs.html_report import Report, new_figure
+from thresher.jobs.html_report import Report, new_figure
 
 
 def test_report_is_one_file_with_decodable_images(tmp_path):

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.cli import main
-from jobs.job_spec import STAGES, SpecError, load_spec, parse_spec
+from thresher.jobs.cli import main
+from thresher.jobs.job_spec import STAGES, SpecError, load_spec, parse_spec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "jobs" / "examples"
 

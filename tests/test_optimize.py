@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from mixtures.optimize import FeasibleMixtures, optimize_mixture
-from mixtures.performance import PerformanceModel
+from thresher.mixtures.optimize import FeasibleMixtures, optimize_mixture
+from thresher.mixtures.performance import PerformanceModel
 
 
 class QuadraticBowl:

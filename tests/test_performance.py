@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from benchmarks.common import reference_data_dir
-from mixtures.mixture_observations import MixtureObservations, read_mixture_csv, read_regmix, write_mixture_csv
-from mixtures.performance import PerformanceModel
-from mixtures.performance_forms import FORMS
-from mixtures.transport import MixtureOT
+from thresher.mixtures.mixture_observations import MixtureObservations, read_mixture_csv, read_regmix, write_mixture_csv
+from thresher.mixtures.performance import PerformanceModel
+from thresher.mixtures.performance_forms import FORMS
+from thresher.mixtures.transport import MixtureOT
 
 
 def _grid(m: int, steps: int) -> np.ndarray:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixtures import FittedLaw, frontier, marginal_value, plan
-from mixtures.planning import Pool, load_pools, pools_to_dict, union_values
+from thresher.mixtures import FittedLaw, frontier, marginal_value, plan
+from thresher.mixtures.planning import Pool, load_pools, pools_to_dict, union_values
 
 NAMES = ["top10", "top20", "top30", "top40"]
 
@@ -124,7 +124,7 @@ def test_bad_pools_and_budgets(tmp_path) -> None:
 
 
 def test_plots_write_pngs(tmp_path) -> None:
-    from mixtures.plots import plot_frontier, plot_utility_decay
+    from thresher.mixtures.plots import plot_frontier, plot_utility_decay
 
     fitted = goyal_fit(bootstrap=True)
     fr = frontier(fitted, POOLS, [32e6, 128e6])

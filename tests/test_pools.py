@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mixtures.planning import load_pools
-from pipeline.pools import PoolError, PoolSpec, build_pools, read_members
-from pipeline.reader import ReadOptions
-from pipeline.shards import discover, plan_parts
+from thresher.mixtures.planning import load_pools
+from thresher.pipeline.pools import PoolError, PoolSpec, build_pools, read_members
+from thresher.pipeline.reader import ReadOptions
+from thresher.pipeline.shards import discover, plan_parts
 
 
 def make_scored_job(root: Path, n_docs: int = 60, n_shards: int = 2, seed: int = 0) -> tuple[Path, pa.Table]:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from metrics.prototypes import fit_prototypes, nearest_centroid, prototype_distance, select
+from thresher.metrics.prototypes import fit_prototypes, nearest_centroid, prototype_distance, select
 
 
 def _blobs(seed=0):

@@ -99,7 +99,7 @@ def test_ray_job_submit_runs_a_thresher_spec(tmp_path):
         wd = _working_dir(tmp_path / "wd")
         job = subprocess.run(
             ["ray", "job", "submit", "--address", address, "--working-dir", str(wd), "--",
-             sys.executable, "-m", "jobs.cli", "run", str(tmp_path / "job.yaml")],
+             sys.executable, "-m", "thresher.jobs.cli", "run", str(tmp_path / "job.yaml")],
             capture_output=True, text=True, env=env, timeout=240)
         log = job.stdout + job.stderr
         assert job.returncode == 0, log

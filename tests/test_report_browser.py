@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.job_spec import parse_spec
-from jobs.job_report import write_report
-from pipeline.pools import PoolSpec, build_pools
+from thresher.jobs.job_spec import parse_spec
+from thresher.jobs.job_report import write_report
+from thresher.pipeline.pools import PoolSpec, build_pools
 from tests.test_pools import make_scored_job
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
@@ -32,9 +32,9 @@ def _report(tmp_path: Path) -> Path:
     """A report over real outputs: a score job, pools, a fit on observations and plans for two budgets."""
     import numpy as np
 
-    from mixtures.fitting import fit
-    from mixtures.observations import Observations
-    from mixtures.planning import frontier, load_pools, plan
+    from thresher.mixtures.fitting import fit
+    from thresher.mixtures.observations import Observations
+    from thresher.mixtures.planning import frontier, load_pools, plan
 
     scored, _ = make_scored_job(tmp_path, n_docs=80)
     out = tmp_path / "job"

@@ -14,11 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.executor import MapJob, run_map_job
-from pipeline.outputs import marker_path
-from pipeline.reader import ReadOptions, read_part
-from pipeline.registry import make_scorer
-from pipeline.safety import (
+from thresher.pipeline.executor import MapJob, run_map_job
+from thresher.pipeline.outputs import marker_path
+from thresher.pipeline.reader import ReadOptions, read_part
+from thresher.pipeline.registry import make_scorer
+from thresher.pipeline.safety import (
     MIN_INFLATE_BYTES,
     InputTooLarge,
     UnsafePath,
@@ -27,7 +27,7 @@ from pipeline.safety import (
     read_capped,
     safe_join,
 )
-from pipeline.shards import discover, plan_parts
+from thresher.pipeline.shards import discover, plan_parts
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("pipeline", "metrics", "mixtures", "jobs", "benchmarks")

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.reader import MalformedInput, ReadOptions, read_part
-from pipeline.shards import ShardError, discover, iter_documents, plan_parts
+from thresher.pipeline.reader import MalformedInput, ReadOptions, read_part
+from thresher.pipeline.shards import ShardError, discover, iter_documents, plan_parts
 
 
 def write_jsonl(path: Path, rows: list, gz: bool = False) -> None:

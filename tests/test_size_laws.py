@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixtures.performance import PerformanceModel
-from mixtures.size_laws import check_prior, fit_size_exponent, observed_means, size_exponent_prior, size_weights
+from thresher.mixtures.performance import PerformanceModel
+from thresher.mixtures.size_laws import check_prior, fit_size_exponent, observed_means, size_exponent_prior, size_weights
 
 PILOTS = np.array([200.0, 400.0, 800.0])
 

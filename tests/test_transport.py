@@ -5,9 +5,9 @@ import numpy as np
 import ot
 import pytest
 
-from mixtures.coresets import kmeans_coreset
-from mixtures.transport import EmbeddingSet, MixtureOT, bures_wasserstein_matrix, gaussian_moments
-from mixtures import transport_solvers as solvers
+from thresher.mixtures.coresets import kmeans_coreset
+from thresher.mixtures.transport import EmbeddingSet, MixtureOT, bures_wasserstein_matrix, gaussian_moments
+from thresher.mixtures import transport_solvers as solvers
 
 
 def _pools(rng, dim=2, sizes=(40, 60, 50), shifts=(-1.0, 0.5, 2.0)):
@@ -191,7 +191,7 @@ def test_solver_potentials_satisfy_duality():
 
 
 def test_loo_linear_error_matches_refitting():
-    from mixtures.transport import _loo_linear_error
+    from thresher.mixtures.transport import _loo_linear_error
 
     rng = np.random.default_rng(11)
     x = rng.normal(size=24)
@@ -206,7 +206,7 @@ def test_loo_linear_error_matches_refitting():
 
 
 def test_label_weight_is_chosen_from_the_pilot_metric():
-    from mixtures.transport import select_label_weight
+    from thresher.mixtures.transport import select_label_weight
 
     # Pools with the same features per class but different class balance: a metric driven by
     # the class balance alone should prefer a heavy label cost over a light one.
@@ -260,7 +260,7 @@ def test_cli_fit_chooses_the_label_weight_from_pilot_runs(tmp_path):
     import csv
     import json
 
-    from jobs.cli import main
+    from thresher.jobs.cli import main
 
     rng = np.random.default_rng(14)
     xs = {n: rng.normal(loc=s, size=(40, 2)) for n, s in (("web", -1.0), ("code", 0.5), ("books", 2.0))}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixtures.vendors import (
+from thresher.mixtures.vendors import (
     AcquisitionEvaluator,
     ClassifierProxy,
     GainSummary,
@@ -21,8 +21,8 @@ from mixtures.vendors import (
     more_samples_needed,
     optimise_purchase,
 )
-from mixtures.vendors.gains import GainCurve
-from mixtures.vendors.pilots import PilotRuns
+from thresher.mixtures.vendors.gains import GainCurve
+from thresher.mixtures.vendors.pilots import PilotRuns
 
 K, D = 6, 8
 

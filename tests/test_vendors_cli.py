@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from jobs.cmd_vendors import evaluate_spec
-from jobs.vendor_spec import SpecError, load_spec, read_rows
+from thresher.jobs.cmd_vendors import evaluate_spec
+from thresher.jobs.vendor_spec import SpecError, load_spec, read_rows
 from tests.test_vendors import _world
 
 
@@ -54,7 +54,7 @@ def _save(tmp_path, spec, name="spec.yaml"):
 
 
 def test_cli_writes_reports_and_quarantine(tmp_path, capsys):
-    from jobs.cli import main
+    from thresher.jobs.cli import main
 
     _write_world(tmp_path)
     spec_path = _save(tmp_path, _spec())
@@ -76,7 +76,7 @@ def test_cli_writes_reports_and_quarantine(tmp_path, capsys):
 
 
 def test_cli_help_has_example(capsys):
-    from jobs.cli import main
+    from thresher.jobs.cli import main
 
     with pytest.raises(SystemExit):
         main(["vendors", "--help"])
@@ -110,7 +110,7 @@ def test_spec_errors_name_the_key(tmp_path, change, key):
 
 
 def test_bad_yaml_is_a_usage_error(tmp_path, capsys):
-    from jobs.cli import main
+    from thresher.jobs.cli import main
 
     path = tmp_path / "spec.yaml"
     path.write_text("budget: [1, 2\n")
@@ -119,7 +119,7 @@ def test_bad_yaml_is_a_usage_error(tmp_path, capsys):
 
 
 def test_oversized_vendor_file_is_refused(tmp_path, capsys):
-    from jobs.cli import main
+    from thresher.jobs.cli import main
 
     _write_world(tmp_path)
     big = tmp_path / "big.jsonl"
@@ -198,8 +198,8 @@ def test_unlabelled_text_with_ngram_proxy(tmp_path):
 
 
 def test_repetition_section_uses_the_utility_law(tmp_path):
-    from mixtures.fitting import FittedLaw
-    from mixtures.planning import Pool, pools_to_dict
+    from thresher.mixtures.fitting import FittedLaw
+    from thresher.mixtures.planning import Pool, pools_to_dict
 
     _write_world(tmp_path)
     params = {"a": 0.025, "d": 0.1, "b[mine]": -0.16, "b[comp]": -0.125, "tau[mine]": 6.73, "tau[comp]": 8.55}

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixtures.laws.base import Law, LawData, ParamSpec
-from mixtures.laws.goyal import GoyalLaw
-from mixtures.laws.muennighoff import MuennighoffLaw
-from mixtures.laws.overfit import OverfitLaw
+from thresher.mixtures.laws.base import Law, LawData, ParamSpec
+from thresher.mixtures.laws.goyal import GoyalLaw
+from thresher.mixtures.laws.muennighoff import MuennighoffLaw
+from thresher.mixtures.laws.overfit import OverfitLaw
 
 LAWS: dict[str, type[Law]] = {}
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from mixtures.observations import Observations
+from thresher.mixtures.observations import Observations
 
 
 @dataclass(frozen=True)

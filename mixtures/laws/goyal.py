@@ -19,8 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-from mixtures.laws.base import Law, LawData, ParamSpec, pooled
-from mixtures.observations import Observations
+from thresher.mixtures.laws.base import Law, LawData, ParamSpec, pooled
+from thresher.mixtures.observations import Observations
 
 TAU_SCALINGS = ("per_pool", "by_pool_count")
 

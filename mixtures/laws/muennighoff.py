@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from mixtures.laws.base import Law, LawData, ParamSpec, pooled
-from mixtures.observations import Observations
+from thresher.mixtures.laws.base import Law, LawData, ParamSpec, pooled
+from thresher.mixtures.observations import Observations
 
 # Published constants (datablations README); the `natural` values of its log-space fit.
 PUBLISHED = {

@@ -23,9 +23,9 @@ from typing import Sequence
 
 import numpy as np
 
-from mixtures.laws.base import LawData, ParamSpec
-from mixtures.laws.muennighoff import MuennighoffLaw, scale_grids
-from mixtures.observations import Observations
+from thresher.mixtures.laws.base import LawData, ParamSpec
+from thresher.mixtures.laws.muennighoff import MuennighoffLaw, scale_grids
+from thresher.mixtures.observations import Observations
 
 PENALTIES = ("saturating", "power")
 

@@ -14,10 +14,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mixtures.vendors.decisions import GainSummary, decide, more_samples_needed, summarise
-from mixtures.vendors.gains import GainCurve
-from mixtures.vendors.prices import PriceSchedule
-from mixtures.vendors.purchase import Menu, optimise_purchase
+from thresher.mixtures.vendors.decisions import GainSummary, decide, more_samples_needed, summarise
+from thresher.mixtures.vendors.gains import GainCurve
+from thresher.mixtures.vendors.prices import PriceSchedule
+from thresher.mixtures.vendors.purchase import Menu, optimise_purchase
 
 
 @dataclass
@@ -310,10 +310,10 @@ class AcquisitionEvaluator:
         ot_sets: {"owned": EmbeddingSet, "target": EmbeddingSet, "vendors": {name: EmbeddingSet}},
         all already reduced to a few hundred points, for the OT second opinion.
         """
-        from mixtures.vendors.duplicates import embedding_duplicates
-        from mixtures.vendors.gains import zero_curve
-        from mixtures.vendors.pilots import baseline_runs, run_pilots
-        from mixtures.vendors.proxies import size, take
+        from thresher.mixtures.vendors.duplicates import embedding_duplicates
+        from thresher.mixtures.vendors.gains import zero_curve
+        from thresher.mixtures.vendors.pilots import baseline_runs, run_pilots
+        from thresher.mixtures.vendors.proxies import size, take
 
         masks: dict[str, np.ndarray] = {}
         for o in offers:
@@ -374,8 +374,8 @@ class AcquisitionEvaluator:
         overlap (several selling the same missing classes). Here every pilot holds novel rows of
         each bought vendor in the purchase's proportions, so overlap shows up in the measured gain.
         """
-        from mixtures.vendors.pilots import run_pilots
-        from mixtures.vendors.proxies import concat, size, take
+        from thresher.mixtures.vendors.pilots import run_pilots
+        from thresher.mixtures.vendors.proxies import concat, size, take
 
         n_own = size(owned)
         scale = n_own / min(n_own, self.max_train)
@@ -413,8 +413,8 @@ class AcquisitionEvaluator:
 
     def _ot_callable(self, name: str, sets: Mapping[str, Any], mask: np.ndarray, n_owned: int,
                      overrides: Mapping[str, Any] | None = None):
-        from mixtures.transport import EmbeddingSet
-        from mixtures.vendors.ot_value import ot_value
+        from thresher.mixtures.transport import EmbeddingSet
+        from thresher.mixtures.vendors.ot_value import ot_value
 
         vendor = sets["vendors"].get(name)
         if vendor is None:

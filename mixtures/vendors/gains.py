@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mixtures.vendors.pilots import PilotRuns
+from thresher.mixtures.vendors.pilots import PilotRuns
 
 
 def _fit_lines(log_levels: np.ndarray, gains: np.ndarray) -> np.ndarray:

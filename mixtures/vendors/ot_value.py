@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mixtures.coresets import kmeans_coreset
-from mixtures.transport import EmbeddingSet, MixtureOT
+from thresher.mixtures.coresets import kmeans_coreset
+from thresher.mixtures.transport import EmbeddingSet, MixtureOT
 
 
 @dataclass

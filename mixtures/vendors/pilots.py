@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mixtures.vendors.proxies import Proxy, concat, size, take
+from thresher.mixtures.vendors.proxies import Proxy, concat, size, take
 
 
 @dataclass

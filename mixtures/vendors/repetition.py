@@ -2,15 +2,15 @@
 
 The proxy pilots train on each row once. When the compute budget is larger than the unique
 data (owned plus bought), rows are seen several times and their worth decays with repetition;
-a utility law fitted on pilot runs that included the vendor's pool (`mixtures.fitting`)
+a utility law fitted on pilot runs that included the vendor's pool (`thresher.mixtures.fitting`)
 prices that in. This wraps `planning.marginal_value` for the quantity under consideration.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from mixtures.fitting import FittedLaw
-from mixtures.planning import Pool, marginal_value
+from thresher.mixtures.fitting import FittedLaw
+from thresher.mixtures.planning import Pool, marginal_value
 
 
 def repetition_value(fitted: FittedLaw, owned: Sequence[Pool], vendor: str, unique: float, budget: float, *,

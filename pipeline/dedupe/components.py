@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.dedupe.phases import bin_of, read_bin, write_bins
-from pipeline.dedupe.shingles import mix64
+from thresher.pipeline.dedupe.phases import bin_of, read_bin, write_bins
+from thresher.pipeline.dedupe.shingles import mix64
 
 _EDGE_SALT = np.uint64(0x2545F4914F6CDD1D)
 

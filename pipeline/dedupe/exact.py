@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.dedupe.groups import make_uids, part_scores, sidecar, size_histogram, write_reps
-from pipeline.dedupe.phases import read_bin, write_bins
+from thresher.pipeline.dedupe.groups import make_uids, part_scores, sidecar, size_histogram, write_reps
+from thresher.pipeline.dedupe.phases import read_bin, write_bins
 
 
 def digests(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:

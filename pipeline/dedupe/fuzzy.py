@@ -16,14 +16,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.dedupe.components import ls_dir, write_both_ways
-from pipeline.dedupe.groups import make_uids, part_of, pkey, position_of, sidecar
-from pipeline.dedupe.phases import read_bin, write_bins
-from pipeline.dedupe.shingles import shingles
-from pipeline.dedupe.stages import decode_bands
-from pipeline.outputs import read_arrow, write_arrow_atomic
-from pipeline.reader import ReadOptions, read_part
-from pipeline.shards import Part
+from thresher.pipeline.dedupe.components import ls_dir, write_both_ways
+from thresher.pipeline.dedupe.groups import make_uids, part_of, pkey, position_of, sidecar
+from thresher.pipeline.dedupe.phases import read_bin, write_bins
+from thresher.pipeline.dedupe.shingles import shingles
+from thresher.pipeline.dedupe.stages import decode_bands
+from thresher.pipeline.outputs import read_arrow, write_arrow_atomic
+from thresher.pipeline.reader import ReadOptions, read_part
+from thresher.pipeline.shards import Part
 
 
 def bands_task(key: str, ctx: dict) -> dict:

@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import ledger as ledger_mod
-from pipeline.dedupe.components import labels_from_stars
-from pipeline.dedupe.phases import bin_name, bin_of, read_bin, write_bins
-from pipeline.outputs import marker_path, write_json_atomic, write_part_file
+from thresher.pipeline import ledger as ledger_mod
+from thresher.pipeline.dedupe.components import labels_from_stars
+from thresher.pipeline.dedupe.phases import bin_name, bin_of, read_bin, write_bins
+from thresher.pipeline.outputs import marker_path, write_json_atomic, write_part_file
 
 POS_MASK = np.int64(0xFFFFFFFF)
 

@@ -18,15 +18,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.dedupe import components, exact, fuzzy, groups, semantic
-from pipeline.dedupe.lsh import choose_bands
-from pipeline.dedupe.phases import bin_name, run_phase
-from pipeline.dedupe.stages import EmbedStage, ExactHashStage, MinHashStage
-from pipeline.executor import JobConflict, MapJob, run_map_job
-from pipeline.outputs import write_json_atomic
-from pipeline.reader import ReadOptions
-from pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS
-from pipeline.tasks import summarize_markers
+from thresher.pipeline.dedupe import components, exact, fuzzy, groups, semantic
+from thresher.pipeline.dedupe.lsh import choose_bands
+from thresher.pipeline.dedupe.phases import bin_name, run_phase
+from thresher.pipeline.dedupe.stages import EmbedStage, ExactHashStage, MinHashStage
+from thresher.pipeline.executor import JobConflict, MapJob, run_map_job
+from thresher.pipeline.outputs import write_json_atomic
+from thresher.pipeline.reader import ReadOptions
+from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS
+from thresher.pipeline.tasks import summarize_markers
 
 METHODS = ("exact", "minhash", "semantic")
 DEFAULT_THRESHOLD = {"minhash": 0.8, "semantic": 0.95, "exact": None}
@@ -213,7 +213,7 @@ def run_dedupe(job: DedupeJob) -> dict:
         if score_parts != part_keys:
             raise DedupeError(f"{score_dir}: its parts differ from the input's now; was the input changed?")
 
-    from pipeline.cluster import cluster_cpus, ensure_ray
+    from thresher.pipeline.cluster import cluster_cpus, ensure_ray
 
     ensure_ray(job.address, quiet=job.quiet)
     workers = job.workers or cluster_cpus()
@@ -265,7 +265,7 @@ def run_dedupe(job: DedupeJob) -> dict:
     ph.run("rep-ids", parts, groups.rep_ids_task)
     ph.run("finish", parts, groups.finish_task)
 
-    from pipeline.outputs import read_marker
+    from thresher.pipeline.outputs import read_marker
 
     markers = [read_marker(out, k) for k in part_keys]
     hist = groups.merge_histograms(group_markers)

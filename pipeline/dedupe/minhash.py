@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.dedupe.shingles import Words, mix64, shingles
+from thresher.pipeline.dedupe.shingles import Words, mix64, shingles
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _CHAIN = np.uint64(0xD6E8FEB86659FD93)

@@ -19,8 +19,8 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 
-from pipeline.dedupe.shingles import mix64
-from pipeline.outputs import read_arrow, safe_join, write_arrow_atomic, write_json_atomic
+from thresher.pipeline.dedupe.shingles import mix64
+from thresher.pipeline.outputs import read_arrow, safe_join, write_arrow_atomic, write_json_atomic
 
 MARKERS = "_complete"
 
@@ -88,7 +88,7 @@ def run_phase(
     if pending:
         import ray
 
-        from pipeline.tasks import progress, run_remote
+        from thresher.pipeline.tasks import progress, run_remote
 
         shared = ray.put(kwargs or {})
         run_remote(_run_one, [(fn, str(marker(k)), k, shared) for k in pending], workers,

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.dedupe.groups import make_uids, part_scores, sidecar, size_histogram, write_reps
-from pipeline.dedupe.phases import read_bin, write_bins
-from pipeline.dedupe.shingles import mix64
-from pipeline.dedupe.stages import decode_embeddings
+from thresher.pipeline.dedupe.groups import make_uids, part_scores, sidecar, size_histogram, write_reps
+from thresher.pipeline.dedupe.phases import read_bin, write_bins
+from thresher.pipeline.dedupe.shingles import mix64
+from thresher.pipeline.dedupe.stages import decode_embeddings
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -32,7 +32,7 @@ def sampled(uids: np.ndarray, rate: float) -> np.ndarray:
 
 
 def fit_task(key: str, ctx: dict) -> dict:
-    from metrics.prototypes import fit_prototypes
+    from thresher.metrics.prototypes import fit_prototypes
 
     rate = min(1.0, ctx["sample"] / max(1, ctx["docs"]))
     rows = []

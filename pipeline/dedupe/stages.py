@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from pipeline.dedupe.minhash import EMPTY, MinHasher, band_keys, text_signatures
-from pipeline.stage import Resources, Stage
+from thresher.pipeline.dedupe.minhash import EMPTY, MinHasher, band_keys, text_signatures
+from thresher.pipeline.stage import Resources, Stage
 
 
 def exact_normalise(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -119,7 +119,7 @@ class EmbedStage(Stage):
 
 
 def make_embedder(name: str, dim: int):
-    from metrics.embedders import make_embedder as build
+    from thresher.metrics.embedders import make_embedder as build
 
     return build(name, dim=dim) if name != "minilm" else build(name)
 
