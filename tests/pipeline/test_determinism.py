@@ -14,10 +14,10 @@ from thresher.pipeline.dedupe import DedupeJob, run_dedupe
 from thresher.pipeline.executor import MapJob, run_map_job
 from thresher.pipeline.registry import make_scorer
 from tests.conftest import tree_bytes
-from tests.test_bad_input import make_broken_corpus
+from tests.pipeline.test_bad_input import make_broken_corpus
 from tests.docs import CLEAN
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def digest(files: dict[str, bytes]) -> str:
@@ -75,7 +75,7 @@ import hashlib, json, sys
 sys.path.insert(0, {repo!r})
 from thresher.mixtures import plan
 from thresher.mixtures.planning import Pool
-from tests.test_planning import NAMES, goyal_fit
+from tests.mixtures.test_planning import NAMES, goyal_fit
 fitted = goyal_fit(bootstrap=True)
 pools = [Pool(n, 12.8e6 * (1 + i)) for i, n in enumerate(NAMES)]
 p = plan(fitted, pools, 640e6, seed=3, n_runner_ups=3, max_epochs=8)

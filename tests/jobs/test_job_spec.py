@@ -9,7 +9,7 @@ import yaml
 from thresher.jobs.cli import main
 from thresher.jobs.job_spec import STAGES, SpecError, load_spec, parse_spec
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "jobs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "jobs" / "examples"
 
 FULL = {
     "name": "t", "input": "shards/", "out": "out/", "read": {"carry": ["source"]},

@@ -27,7 +27,7 @@ from thresher.pipeline.stage import Stage
 from tests.conftest import tree_bytes
 from tests.docs import CLEAN
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_corpus(root: Path, n_files: int = 8, rows: int = 60) -> None:

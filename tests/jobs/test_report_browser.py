@@ -12,7 +12,7 @@ import pytest
 from thresher.jobs.job_spec import parse_spec
 from thresher.jobs.job_report import write_report
 from thresher.pipeline.pools import PoolSpec, build_pools
-from tests.test_pools import make_scored_job
+from tests.pipeline.test_pools import make_scored_job
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 

@@ -29,7 +29,7 @@ from thresher.pipeline.safety import (
 )
 from thresher.pipeline.shards import discover, plan_parts
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("pipeline", "metrics", "mixtures", "jobs", "benchmarks")
 
 

@@ -73,7 +73,7 @@ def test_strict_mode_stops_with_file_and_line(tmp_path, capsys):
 
 
 def test_demo_rejects_a_tiny_corpus(tmp_path, capsys):
-    # the demo end to end (reduced) is tests/test_demo.py; here only its argument checks
+    # the demo end to end (reduced) is tests/jobs/test_demo.py; here only its argument checks
     assert main(["demo", "--out", str(tmp_path / "demo"), "--max-docs", "50"]) == 2
     assert "--max-docs must be at least 100" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()

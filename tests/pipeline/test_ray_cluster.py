@@ -22,7 +22,7 @@ import yaml
 
 from tests.docs import CLEAN
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(shutil.which("ray") is None, reason="the `ray` command is not installed")
 

@@ -10,7 +10,7 @@ import pytest
 
 from thresher.pipeline.materialize import MaterializeError, materialize, repeat_counts
 from thresher.pipeline.pools import PoolSpec, build_pools
-from tests.test_pools import make_scored_job
+from tests.pipeline.test_pools import make_scored_job
 
 
 def test_repeat_counts_reach_the_target_with_whole_passes_first():

@@ -9,7 +9,7 @@ import yaml
 
 from thresher.jobs.cmd_vendors import evaluate_spec
 from thresher.jobs.vendor_spec import SpecError, load_spec, read_rows
-from tests.test_vendors import _world
+from tests.mixtures.test_vendors import _world
 
 
 def _write_world(tmp_path):
