@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from thresher.metrics.errors import InputError
 
 DEFAULT_POOL = "all"
 UNITS = ("tokens", "samples")
@@ -33,7 +34,7 @@ _SCALAR_KEYS = ("run", "pool", "seen", "unique", "params", "value", "final", "se
 _REQUIRED_KEYS = ("seen", "value")
 
 
-class ObservationError(ValueError):
+class ObservationError(InputError):
     """Bad observation input; the message names the file and row."""
 
 

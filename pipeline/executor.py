@@ -46,12 +46,13 @@ from thresher.pipeline.outputs import (
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS, Part, discover, plan_parts
 from thresher.pipeline.stage import Resources, Stage
+from thresher.metrics.errors import InputError
 
 SIDECARS, LEDGER, MALFORMED = "sidecars", "ledger", "malformed"
 INTERNAL = ("__part", "__row", "__part_rows", "__malformed", "__raw")
 
 
-class JobConflict(ValueError):
+class JobConflict(InputError):
     """The output directory holds a different job; resuming it would mix results."""
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from thresher.metrics.errors import InputError
 
 
-class ExpressionError(ValueError):
+class ExpressionError(InputError):
     """An expression that is not allowed or names unknown columns."""
 
 

@@ -26,6 +26,7 @@ from thresher.pipeline.outputs import file_sha256, marker_path, write_json_atomi
 from thresher.pipeline.pools import PoolError, load_pools_json, read_members
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.shards import Part
+from thresher.metrics.errors import InputError
 
 DATA = "data"
 _CARD = """---
@@ -43,7 +44,7 @@ Load it with `datasets.load_dataset("path/to/this/folder", split="train")`.
 """
 
 
-class MaterializeError(ValueError):
+class MaterializeError(InputError):
     """Plan and pools do not fit together; the message says which file and pool."""
 
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thresher.pipeline.safety import UnsafePath, safe_join  # noqa: F401  (re-exported: writers import them from here)
+from thresher.metrics.errors import JobFailed
 
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -31,7 +32,7 @@ MARKERS = "_complete"
 TMP = "_tmp"
 
 
-class OutputWriteError(OSError):
+class OutputWriteError(JobFailed, OSError):
     """An output could not be written (disk full, read-only, quota): nothing was marked complete."""
 
 

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from thresher.pipeline import expression
 from thresher.pipeline.outputs import safe_join, write_json_atomic, write_parquet_atomic
+from thresher.metrics.errors import InputError
 
 POOLS_FORMAT = "thresher.pools/1"  # the format `thresher.mixtures.planning.load_pools` reads
 METHODS = ("quantiles", "thresholds")
@@ -33,7 +34,7 @@ UNITS = ("tokens", "samples")
 MEMBERS = "members"
 
 
-class PoolError(ValueError):
+class PoolError(InputError):
     """Bad pool options or inputs; the message names the option or file."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from thresher.metrics.errors import InputError, JobFailed
 
 # A gzip stream inflates at most ~1032x; real jsonl text inflates 3-10x. A shard may
 # inflate to `MAX_COMPRESSION_RATIO` times its size, but always to at least `MIN_INFLATE_BYTES`.
@@ -19,11 +20,11 @@ MIN_INFLATE_BYTES = 256 * 1024**2
 MAX_SPEC_BYTES = 16 * 1024**2
 
 
-class UnsafePath(ValueError):
+class UnsafePath(JobFailed, ValueError):
     """A name that would escape the directory it belongs to."""
 
 
-class InputTooLarge(ValueError):
+class InputTooLarge(InputError):
     """A file or stream larger than the cap set for it."""
 
 

@@ -19,11 +19,12 @@ from thresher.pipeline import expression, ledger as ledger_mod
 from thresher.pipeline.outputs import marker_path, write_json_atomic, write_part_file
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.shards import Part
+from thresher.metrics.errors import InputError
 
 SHARDS = "shards"
 
 
-class SelectError(ValueError):
+class SelectError(InputError):
     """The scored directory is incomplete or inconsistent."""
 
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thresher.pipeline.safety import MAX_DECOMPRESSED_BYTES, inflate_limit
+from thresher.metrics.errors import InputError
 
 FORMATS = ("jsonl", "jsonl.gz", "parquet", "arrow")
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
@@ -28,7 +29,7 @@ DEFAULT_PART_ROWS = 200_000
 _GLOB_CHARS = set("*?[")
 
 
-class ShardError(ValueError):
+class ShardError(InputError):
     """An input that cannot be read as shards: names the path and what to do."""
 
 

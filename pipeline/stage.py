@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
 import pyarrow as pa
+from thresher.metrics.errors import JobFailed
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Resources:
         return args
 
 
-class StageContractError(RuntimeError):
+class StageContractError(JobFailed, RuntimeError):
     """A stage returned something other than what it declared."""
 
 

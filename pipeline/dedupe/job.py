@@ -27,13 +27,14 @@ from thresher.pipeline.outputs import write_json_atomic
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS
 from thresher.pipeline.tasks import summarize_markers
+from thresher.metrics.errors import InputError
 
 METHODS = ("exact", "minhash", "semantic")
 DEFAULT_THRESHOLD = {"minhash": 0.8, "semantic": 0.95, "exact": None}
 MAX_ROUNDS = 64
 
 
-class DedupeError(ValueError):
+class DedupeError(InputError):
     """Bad dedupe options or input: the message says what to change."""
 
 
