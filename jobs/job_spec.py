@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from thresher.metrics.errors import InputError
+
 STAGES = ("score", "dedupe", "pools", "fit", "plan", "materialize")
 _SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 
 
-class SpecError(ValueError):
-    """A spec problem: the message starts with the file and the key."""
+class SpecError(InputError):
+    """A spec problem: the message starts with the file and the key (exit code 2)."""
 
 
 Check = Callable[[str, Any], Any]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from thresher.metrics.errors import InputError
 from thresher.mixtures.vendors.prices import PRICE_UNITS, PriceSchedule, PriceTier
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -41,8 +42,8 @@ _EVAL = {"n_boot", "grid_points", "max_extrapolation", "duplicate_radius"}
 _TEXT = {"field", "label_field", "embedding_field", "embedder_dim"}
 
 
-class SpecError(ValueError):
-    """A problem in the spec, naming the file and the key."""
+class SpecError(InputError):
+    """A problem in the spec, naming the file and the key (exit code 2)."""
 
 
 @dataclass
