@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pyarrow.dataset as pads
 import pytest
@@ -119,3 +121,26 @@ def test_plain_value_errors_from_the_maths_are_input_errors_and_other_bugs_keep_
 def test_a_message_on_several_lines_is_printed_on_one(monkeypatch, capsys):
     assert main(_failing_corpus_build(monkeypatch, InputError("first\n  second\n"))) == 2
     assert capsys.readouterr().err == "thresher corpus: error: first; second\n"
+
+
+HEAVY = ("scipy", "sklearn", "ot", "ray", "matplotlib", "datasets", "pandas")
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_no_heavy_library(flag):
+    """`thresher --help` builds every command's parser without the maths or Ray; `--version` builds none."""
+    script = (
+        "import sys\n"
+        "from thresher.jobs.cli import main\n"
+        "try:\n"
+        f"    main([{flag!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "print('COMMANDS', sorted(m for m in sys.modules if m.startswith('thresher.jobs.cmd_')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "LOADED []" in proc.stdout, proc.stdout
+    commands = "COMMANDS []" in proc.stdout
+    assert commands == (flag == "--version"), proc.stdout
