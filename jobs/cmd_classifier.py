@@ -38,7 +38,7 @@ def _texts(path: str, text_field: str) -> Iterator[str]:
     try:
         for batch in iter_documents(path, text_field=text_field):
             yield from (t for t in batch.column("text").to_pylist() if isinstance(t, str))
-    except (ValueError, OSError) as exc:  # ShardError is a ValueError
+    except OSError as exc:  # the reader's own errors (ShardError) are ThresherErrors already
         raise UsageError(str(exc)) from exc
 
 
