@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
+from thresher.jobs.cli import UsageError
+from thresher.metrics.errors import ThresherError
 
 CLASSIFIER_EPILOG = """\
 example:
@@ -30,12 +31,6 @@ without it the scorer writes perplexity only and fluency_bucket stays empty.
 """
 
 
-def _usage_error(msg: str) -> Exception:
-    from thresher.jobs.cli import UsageError
-
-    return UsageError(msg)
-
-
 def _texts(path: str, text_field: str) -> Iterator[str]:
     """Document texts under a path or glob, read through the pipeline's shard reader."""
     from thresher.pipeline.shards import iter_documents
@@ -43,12 +38,14 @@ def _texts(path: str, text_field: str) -> Iterator[str]:
     try:
         for batch in iter_documents(path, text_field=text_field):
             yield from (t for t in batch.column("text").to_pylist() if isinstance(t, str))
-    except (ValueError, OSError) as exc:  # ShardError is a ValueError
-        raise _usage_error(str(exc)) from exc
+    except OSError as exc:  # the reader's own errors (ShardError) are ThresherErrors already
+        raise UsageError(str(exc)) from exc
 
 
 def sample_texts(path: str, text_field: str, max_docs: int | None, seed: int) -> tuple[list[str], int]:
     """(uniform random sample of at most max_docs texts in input order, number of texts read); reservoir sampling."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     keep: list[str] = []
     slot_of: list[int] = []
@@ -69,7 +66,7 @@ def sample_texts(path: str, text_field: str, max_docs: int | None, seed: int) ->
 
 def _positive_int(name: str, value: int | None) -> None:
     if value is not None and value < 1:
-        raise _usage_error(f"{name} must be a positive integer, got {value}")
+        raise UsageError(f"{name} must be a positive integer, got {value}")
 
 
 def _say(args: argparse.Namespace, msg: str) -> None:
@@ -86,12 +83,9 @@ def run_classifier_train(args: argparse.Namespace) -> int:
     neg, n_neg = sample_texts(args.negatives, args.text_field, args.max_docs, args.seed + 1)
     for name, docs, path in (("positives", pos, args.positives), ("negatives", neg, args.negatives)):
         if len(docs) < 2:
-            raise _usage_error(f"--{name} {path}: found {len(docs)} documents with a {args.text_field!r} field; need at least 2")
+            raise UsageError(f"--{name} {path}: found {len(docs)} documents with a {args.text_field!r} field; need at least 2")
     _say(args, f"training on {len(pos)} positives (of {n_pos}) and {len(neg)} negatives (of {n_neg})")
-    try:
-        model = QualityClassifier(n_features=2**args.hash_bits, C=args.C, seed=args.seed).fit(pos, neg)
-    except ValueError as exc:
-        raise _usage_error(str(exc)) from exc
+    model = QualityClassifier(n_features=2**args.hash_bits, C=args.C, seed=args.seed).fit(pos, neg)
     out = model.save(args.out)
     if model.validation_:
         v = model.validation_
@@ -110,9 +104,9 @@ def run_fluency_train(args: argparse.Namespace) -> int:
     try:
         lo, hi = (float(v) for v in args.percentiles.split(","))
     except ValueError:
-        raise _usage_error(f"--percentiles must be two numbers 'LOW,HIGH', got {args.percentiles!r}") from None
+        raise UsageError(f"--percentiles must be two numbers 'LOW,HIGH', got {args.percentiles!r}") from None
     if not 0 < lo < hi < 100:
-        raise _usage_error(f"--percentiles must satisfy 0 < LOW < HIGH < 100, got {args.percentiles}")
+        raise UsageError(f"--percentiles must satisfy 0 < LOW < HIGH < 100, got {args.percentiles}")
     t0 = time.perf_counter()
     if args.max_docs is not None:
         texts, n_read = sample_texts(args.reference, args.text_field, args.max_docs, args.seed)
@@ -120,14 +114,16 @@ def run_fluency_train(args: argparse.Namespace) -> int:
         texts, n_read = _texts(args.reference, args.text_field), None
     try:
         model = FluencyModel(order=args.order, min_count=args.min_count).fit(texts)
+    except ThresherError:
+        raise  # from reading the reference: the message names the file already
     except ValueError as exc:
-        raise _usage_error(f"--reference {args.reference}: {exc}") from exc
+        raise UsageError(f"--reference {args.reference}: {exc}") from exc
     _say(args, f"fluency LM: order {model.order}, vocabulary {len(model.vocab_)} words, "
                f"{sum(k.size for k in model.keys_)} n-grams" + (f", {len(texts)} of {n_read} docs" if n_read else ""))
     if args.calibrate:
         sample, _ = sample_texts(args.calibrate, args.text_field, args.calibrate_docs, args.seed + 1)
         if not sample:
-            raise _usage_error(f"--calibrate {args.calibrate}: no documents with a {args.text_field!r} field")
+            raise UsageError(f"--calibrate {args.calibrate}: no documents with a {args.text_field!r} field")
         model.calibrate(sample, (lo, hi))
         c = model.cutoffs_
         _say(args, f"head/middle/tail cutoffs from {len(sample)} docs: perplexity {c[0]:.1f} / {c[1]:.1f}")

@@ -61,11 +61,9 @@ def _threshold(args: argparse.Namespace) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from thresher.pipeline.dedupe import DedupeError, DedupeJob, run_dedupe
-    from thresher.pipeline.executor import JobConflict
+    from thresher.pipeline.dedupe import DedupeJob, run_dedupe
     from thresher.pipeline.ledger import format_counts
     from thresher.pipeline.reader import ReadOptions
-    from thresher.pipeline.shards import ShardError
 
     if args.method == "exact" and args.threshold is not None:
         raise UsageError("--threshold does not apply to --method exact")
@@ -77,10 +75,7 @@ def run(args: argparse.Namespace) -> int:
                     verify=not args.no_verify, keep_by=args.keep_by, seed=args.seed, bins=args.bins,
                     clusters=args.clusters, embedder=args.embedder, read=read, part_bytes=args.part_mb * 1024 * 1024,
                     workers=args.workers, address=args.address, quiet=getattr(args, "quiet", False))
-    try:
-        summary = run_dedupe(job)
-    except (DedupeError, ShardError, JobConflict) as exc:
-        raise UsageError(str(exc)) from None
+    summary = run_dedupe(job)
     stats = summary["stats"]
     say(args, format_counts(summary["ledger"]))
     hist = stats["group_sizes"]

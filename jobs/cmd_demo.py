@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from thresher.jobs.cli import EXIT_FAILED, UsageError
+from thresher.jobs.cli import UsageError
 from thresher.jobs.common import print_outputs, say
 
 EXAMPLES = """examples:
@@ -32,18 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from thresher.jobs.cmd_run import StageFailed, output_paths
+    from thresher.jobs.cmd_run import output_paths
     from thresher.jobs.demo import run_demo
 
     if args.max_docs is not None and args.max_docs < 100:
         raise UsageError(f"--max-docs must be at least 100, got {args.max_docs}")
     out = Path(args.out)
-    try:
-        summary = run_demo(out, log=lambda s: say(args, s), quiet=getattr(args, "quiet", False), address=args.address,
-                           max_docs=args.max_docs)
-    except StageFailed as exc:
-        print(f"thresher demo: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    summary = run_demo(out, log=lambda s: say(args, s), quiet=getattr(args, "quiet", False), address=args.address,
+                       max_docs=args.max_docs)
     say(args, f"done in {summary['demo_seconds']:.1f} s")
     job = out / "job"
     paths = {"corpus": out / "corpus"}

@@ -152,39 +152,30 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
 
 
 def _load_obs(args: argparse.Namespace, require_value: bool = True):
-    from thresher.mixtures.observations import ObservationError, load_observations
+    from thresher.mixtures.observations import load_observations
 
     where = _pairs(args.where, "--where", numeric=False)
     where = {k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in where.items()}
-    try:
-        return load_observations(args.observations, args.columns, pool=args.pool, unit=args.unit, where=where or None,
-                                 require_value=require_value)
-    except ObservationError as exc:
-        raise UsageError(str(exc)) from None
+    return load_observations(args.observations, args.columns, pool=args.pool, unit=args.unit, where=where or None,
+                             require_value=require_value)
 
 
 def _load_fit(path: str):
     from thresher.mixtures.fitting import FittedLaw
 
-    try:
-        return FittedLaw.load(path)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    return FittedLaw.load(path)
 
 
 def run_fit(args: argparse.Namespace) -> int:
     from thresher.mixtures.fitting import fit
 
     obs = _load_obs(args)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # the fit's notes are printed below
-            fitted = fit(obs, args.law, law_options=_pairs(args.law_option, "--law-option", numeric=False),
-                         fixed=_pairs(args.fix, "--fix"), init=_pairs(args.init, "--init"), grid=args.grid,
-                         max_starts=args.max_starts, two_stage=args.two_stage, drop_early_frac=args.drop_early,
-                         bootstrap=args.bootstrap, seed=args.seed)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the fit's notes are printed below
+        fitted = fit(obs, args.law, law_options=_pairs(args.law_option, "--law-option", numeric=False),
+                     fixed=_pairs(args.fix, "--fix"), init=_pairs(args.init, "--init"), grid=args.grid,
+                     max_starts=args.max_starts, two_stage=args.two_stage, drop_early_frac=args.drop_early,
+                     bootstrap=args.bootstrap, seed=args.seed)
     out = fitted.save(args.out)
     m = fitted.metrics
     say(args, f"law {fitted.law_name} on {fitted.n_obs} rows ({fitted.n_runs} runs, pools: {', '.join(fitted.pools)}); "
@@ -210,10 +201,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.unit != fitted.unit:
         say(args, f"note: the fit's unit is {fitted.unit}, the table's is {args.unit}")
     obs = _load_obs(args, require_value=False)
-    try:
-        pred = fitted.predict(obs)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    pred = fitted.predict(obs)
     table = obs.table.append_column("predicted", pa.array(pred))
     if fitted.bootstrap is not None:
         lo, hi = fitted.predict_interval(obs, args.level)
@@ -239,10 +227,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def _pools_and_params(args: argparse.Namespace):
     from thresher.mixtures.planning import load_pools
 
-    try:
-        pools, unit = load_pools(args.pools)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    pools, unit = load_pools(args.pools)
     params = parse_amount(args.params, "--params") if args.params else None
     return pools, unit, params
 
@@ -253,11 +238,8 @@ def run_plan(args: argparse.Namespace) -> int:
     fitted = _load_fit(args.fit)
     pools, unit, params = _pools_and_params(args)
     budget = parse_amount(args.budget)
-    try:
-        p = plan(fitted, pools, budget, params=params, max_epochs=args.max_epochs, unit=unit, level=args.level,
-                 n_runner_ups=args.runner_ups, fit_path=str(Path(args.fit).resolve()) if args.link_fit else None)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    p = plan(fitted, pools, budget, params=params, max_epochs=args.max_epochs, unit=unit, level=args.level,
+             n_runner_ups=args.runner_ups, fit_path=str(Path(args.fit).resolve()) if args.link_fit else None)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(p.to_json())
@@ -286,11 +268,8 @@ def run_frontier(args: argparse.Namespace) -> int:
     budgets = [parse_amount(b) for b in args.budgets.split(",") if b.strip()]
     if not budgets:
         raise UsageError("--budgets lists no budget")
-    try:
-        fr = frontier(fitted, pools, budgets, params=params, max_epochs=args.max_epochs, level=args.level,
-                      fit_path=str(Path(args.fit).resolve()) if args.link_fit else None)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    fr = frontier(fitted, pools, budgets, params=params, max_epochs=args.max_epochs, level=args.level,
+                  fit_path=str(Path(args.fit).resolve()) if args.link_fit else None)
     for p in fr.plans:
         p.unit = unit
     out = Path(args.out)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from thresher.jobs.cli import UsageError
 from thresher.jobs.common import add_ray_options, prepare_out, print_outputs, say
 
 EXAMPLES = """examples:
@@ -33,16 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from thresher.pipeline.materialize import MaterializeError, materialize
-    from thresher.pipeline.pools import PoolError
-    from thresher.pipeline.select import SelectError
+    from thresher.pipeline.materialize import materialize
 
     out = prepare_out(args.out, args.overwrite)
-    try:
-        res = materialize(args.plan, args.pools, out, seed=args.seed, expand=args.expand, workers=args.workers,
-                          address=args.address, quiet=getattr(args, "quiet", False))
-    except (MaterializeError, PoolError, SelectError) as exc:
-        raise UsageError(str(exc)) from None
+    res = materialize(args.plan, args.pools, out, seed=args.seed, expand=args.expand, workers=args.workers,
+                      address=args.address, quiet=getattr(args, "quiet", False))
     for name, f in res["pools"].items():
         say(args, f"  {name:<14} {f['documents']:>9} documents  {f['seen']:>14.0f} {res['unit']} seen "
                   f"(planned {f['planned_seen']:.0f}, {f['planned_epochs']:.2f} epochs)")

@@ -47,18 +47,15 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from thresher.pipeline.pools import PoolError, PoolSpec, build_pools
+    from thresher.pipeline.pools import PoolSpec, build_pools
 
     method, edges = ("quantiles", _floats(args.quantiles, "--quantiles")) if args.quantiles else \
         ("thresholds", _floats(args.thresholds, "--thresholds"))
     names = tuple(n.strip() for n in args.names.split(",")) if args.names else None
-    try:
-        spec = PoolSpec(score=args.score, method=method, edges=edges, names=names, where=args.where,
-                        tokens=args.tokens, unit=args.unit)
-        out = prepare_out(args.out, args.overwrite, markers=("pools.json", "summary.json"))
-        result = build_pools(args.scored, out, spec, dedupe=args.dedupe)
-    except PoolError as exc:
-        raise UsageError(str(exc)) from None
+    spec = PoolSpec(score=args.score, method=method, edges=edges, names=names, where=args.where,
+                    tokens=args.tokens, unit=args.unit)
+    out = prepare_out(args.out, args.overwrite, markers=("pools.json", "summary.json"))
+    result = build_pools(args.scored, out, spec, dedupe=args.dedupe)
     for p in result["pools"]:
         say(args, f"  {p['name']:<14} {p['documents']:>9} documents {p['unique']:>14.0f} {result['unit']} unique  "
                   f"score {p['score_low']:.4g} .. {p['score_high']:.4g}")

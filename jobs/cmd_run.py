@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from thresher.jobs.cli import EXIT_FAILED, UsageError
 from thresher.jobs.common import prepare_out, print_outputs, say
+from thresher.metrics.errors import JobFailed, ThresherError
 
 EXAMPLES = """examples:
   thresher run jobs/examples/local.yaml --dry-run     # validate and list the stages
@@ -28,7 +27,9 @@ for every key. Exit codes: 0 ok, 1 a stage failed, 2 bad spec or arguments.
 """
 
 
-class StageFailed(RuntimeError):
+class StageFailed(JobFailed):
+    """A stage of a job raised; the message names the stage and the stage's own error (exit code 1)."""
+
     def __init__(self, stage: str, message: str) -> None:
         super().__init__(f"stage {stage} failed: {message}")
         self.stage = stage
@@ -54,12 +55,9 @@ def budget_label(b: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from thresher.jobs.job_spec import SpecError, load_spec
+    from thresher.jobs.job_spec import load_spec
 
-    try:
-        spec = load_spec(args.spec)
-    except SpecError as exc:
-        raise UsageError(str(exc)) from None
+    spec = load_spec(args.spec)
     if args.dry_run:
         print(f"job {spec.name}: {len(spec.stages)} stage(s), output {spec.out}")
         for line in spec.describe():
@@ -68,11 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.overwrite:
         prepare_out(spec.out, True, markers=("summary.json", "job-spec.json"))
     quiet = getattr(args, "quiet", False)
-    try:
-        summary = run_job(spec, log=lambda s: say(args, s), quiet=quiet, address=args.address)
-    except StageFailed as exc:
-        print(f"thresher run: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    summary = run_job(spec, log=lambda s: say(args, s), quiet=quiet, address=args.address)
     say(args, f"done in {summary['seconds']:.1f} s")
     print_outputs(output_paths(spec, summary))
     return 0
@@ -108,7 +102,7 @@ def run_job(spec, log: Callable[[str], None], quiet: bool = False, address: str 
     t0 = time.perf_counter()
     steps = {"score": _score, "dedupe": _dedupe, "pools": _pools, "fit": _fit, "plan": _plan,
              "materialize": _materialize}
-    errors = (ValueError, RuntimeError, OSError)  # every stage's own errors (PoolError, JobConflict, ...) are ValueErrors
+    errors = (ThresherError, ValueError, RuntimeError, OSError)  # the stages' own errors and the libraries' plain ones
     for i, stage in enumerate(spec.stages, 1):
         log(f"[{i}/{len(spec.stages)}] {stage}")
         t1 = time.perf_counter()
@@ -141,10 +135,7 @@ def _score(spec, summary, log, quiet, address) -> dict:
     from thresher.pipeline.ledger import format_counts
 
     o = spec.sections["score"]
-    try:
-        stages = build_stages(o["scorers"], o["options"])
-    except UsageError as exc:
-        raise ValueError(str(exc)) from None
+    stages = build_stages(o["scorers"], o["options"])  # a UsageError is a ValueError: the stage fails
     job = MapJob(input=spec.input, out_dir=spec.stage_dir("score"), stages=stages, read=_read_options(spec),
                  part_bytes=spec.read["part_mb"] * 1024 * 1024, workers=spec.ray["workers"], address=address,
                  quiet=quiet)

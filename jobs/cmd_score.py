@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from thresher.jobs.cli import UsageError
 from thresher.jobs.common import add_ray_options, add_read_options, parse_kv, prepare_out, print_outputs, say, split_list
@@ -54,12 +53,11 @@ def build_stages(names: list[str], options: dict[str, dict]):
 
 
 def run(args: argparse.Namespace) -> int:
-    from thresher.pipeline.executor import JobConflict, MapJob, run_map_job
+    from thresher.pipeline.executor import MapJob, run_map_job
     from thresher.pipeline.ledger import format_counts
-    from thresher.pipeline.reader import MalformedInput, ReadOptions
+    from thresher.pipeline.reader import ReadOptions
     from thresher.pipeline.registry import scorer_names
     from thresher.pipeline.scorers import DEFAULT_SCORERS
-    from thresher.pipeline.shards import ShardError
 
     if args.list_scorers:
         print("\n".join(scorer_names()))
@@ -71,14 +69,7 @@ def run(args: argparse.Namespace) -> int:
                        strict=args.strict)
     job = MapJob(input=args.input, out_dir=out, stages=stages, read=read, part_bytes=args.part_mb * 1024 * 1024,
                  workers=args.workers, address=args.address, quiet=args.quiet, engine=args.engine)
-    try:
-        summary = run_map_job(job)
-    except (ShardError, JobConflict) as exc:
-        if isinstance(exc, MalformedInput):
-            cause = getattr(exc, "cause", None) or exc  # unwrap Ray's task error to the reader's own message
-            print(f"thresher score: {cause}", file=sys.stderr)
-            return 1
-        raise UsageError(str(exc)) from None
+    summary = run_map_job(job)
     say(args, format_counts(summary["ledger"]))
     for name, st in summary["stages"].items():
         rate = f"{st['docs_per_second']:.0f} docs/s" if st["docs_per_second"] else "-"

@@ -39,16 +39,13 @@ def run(args: argparse.Namespace) -> int:
     from thresher.pipeline import expression
     from thresher.pipeline.ledger import format_counts
     from thresher.pipeline.outputs import write_json_atomic
-    from thresher.pipeline.select import SelectError, load_job, select_part
+    from thresher.pipeline.select import load_job, select_part
     from thresher.pipeline.shards import Part
     from thresher.pipeline.tasks import run_part_tasks, summarize_markers
 
     scored = Path(args.scored)
-    try:
-        job = load_job(scored)
-        wanted = expression.columns(args.where)
-    except (SelectError, expression.ExpressionError) as exc:
-        raise UsageError(str(exc)) from None
+    job = load_job(scored)
+    wanted = expression.columns(args.where)
     side = scored / "sidecars"
     if side.is_dir() and any(side.rglob("*.parquet")):
         names = pads.dataset(side, format="parquet").schema.names

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from thresher.jobs.html_report import Report, new_figure
-from thresher.jobs.vendor_spec import safe_output
 from thresher.pipeline.outputs import write_text_atomic
+from thresher.pipeline.safety import safe_join
 
 _COLOURS = {"buy": "#2a9d3f", "skip": "#b23b3b", "ask": "#d08a1a"}
 
@@ -71,8 +71,8 @@ def _decision_figure(result: dict[str, Any]):
 def write_reports(out: Path, result: dict[str, Any]) -> dict[str, Path]:
     """Write report.json and report.html under `out` and return their paths."""
     result = _clean(result)
-    json_path = safe_output(out, "report.json")
-    html_path = safe_output(out, "report.html")
+    json_path = safe_join(out, "report.json")
+    html_path = safe_join(out, "report.html")
     _write_json(json_path, result)
 
     spec = result["spec"]

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from thresher.metrics.errors import EXIT_FAILED
 from thresher.pipeline.safety import MAX_COMPRESSION_RATIO, MAX_DECOMPRESSED_BYTES, inflate_limit
 from thresher.pipeline.shards import Part, ShardError
 
@@ -38,6 +39,8 @@ class ReadOptions:
 
 class MalformedInput(ShardError):
     """Raised in strict mode at the first bad row, naming file and line."""
+
+    exit_code = EXIT_FAILED  # the job ran and stopped on bad input, as --strict asked
 
 
 @dataclass

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import subprocess
+import sys
 
 import pyarrow.dataset as pads
 import pytest
 
-from thresher.jobs.cli import main
+from thresher.jobs import cmd_corpus
+from thresher.jobs.cli import UsageError, main
+from thresher.metrics.errors import InputError, JobFailed
 from tests.docs import CLEAN
 
 
@@ -77,3 +80,67 @@ def test_demo_rejects_a_tiny_corpus(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--max-docs", "50"]) == 2
     assert "--max-docs must be at least 100" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()
+
+
+def _failing_corpus_build(monkeypatch, error):
+    """`thresher corpus build` with a handler that raises `error` (an exception, or a callable that raises)."""
+    def handler(args):
+        if callable(error) and not isinstance(error, BaseException):
+            error()
+        raise error
+    monkeypatch.setattr(cmd_corpus, "run_build", handler)
+    return ["corpus", "build", "--from", "x", "--out", "y"]
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (UsageError("bad flag"), 2), (InputError("bad file"), 2), (JobFailed("disk full"), 1)])
+def test_thresher_errors_are_one_line_with_their_exit_code(monkeypatch, capsys, error, code):
+    assert main(_failing_corpus_build(monkeypatch, error)) == code
+    assert capsys.readouterr().err == f"thresher corpus: error: {error}\n"
+
+
+def test_an_error_from_a_ray_task_reports_the_original(monkeypatch, capsys):
+    class TaskError(RuntimeError):  # how Ray hands back a task's exception: the original rides along as `cause`
+        def __init__(self, cause):
+            super().__init__("Traceback (most recent call last):\n  File ...\nlong remote text")
+            self.cause = cause
+
+    assert main(_failing_corpus_build(monkeypatch, TaskError(JobFailed("d.jsonl: line 2: invalid JSON")))) == 1
+    assert capsys.readouterr().err == "thresher corpus: error: d.jsonl: line 2: invalid JSON\n"
+
+
+def test_plain_value_errors_from_the_maths_are_input_errors_and_other_bugs_keep_their_traceback(monkeypatch, capsys):
+    from thresher.mixtures.size_laws import check_prior
+
+    assert main(_failing_corpus_build(monkeypatch, lambda: check_prior((-1.0, 1.0)))) == 2
+    assert capsys.readouterr().err == "thresher corpus: error: a size prior needs a positive mean and SD, got (-1, 1)\n"
+    with pytest.raises(ValueError, match="a bug"):  # raised by the front door's own code: not an input error
+        main(_failing_corpus_build(monkeypatch, ValueError("a bug")))
+
+
+def test_a_message_on_several_lines_is_printed_on_one(monkeypatch, capsys):
+    assert main(_failing_corpus_build(monkeypatch, InputError("first\n  second\n"))) == 2
+    assert capsys.readouterr().err == "thresher corpus: error: first; second\n"
+
+
+HEAVY = ("scipy", "sklearn", "ot", "ray", "matplotlib", "datasets", "pandas")
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_no_heavy_library(flag):
+    """`thresher --help` builds every command's parser without the maths or Ray; `--version` builds none."""
+    script = (
+        "import sys\n"
+        "from thresher.jobs.cli import main\n"
+        "try:\n"
+        f"    main([{flag!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "print('COMMANDS', sorted(m for m in sys.modules if m.startswith('thresher.jobs.cmd_')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "LOADED []" in proc.stdout, proc.stdout
+    commands = "COMMANDS []" in proc.stdout
+    assert commands == (flag == "--version"), proc.stdout

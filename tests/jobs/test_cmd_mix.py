@@ -190,3 +190,27 @@ def test_exponent_prior_feeds_fit(files, capsys):
     assert main(["mix", "fit", str(d / "pilots.csv"), "--value-column", "accuracy", "--form", "p_linear",
                  "--size-law", "log", "--size-prior", "0.5,0.05", "--out", str(d / "m.json")]) == 2
     assert "cannot go with --size-law log" in capsys.readouterr().err
+
+
+def test_the_library_steps_give_the_cli_outputs(files):
+    """The workflow the command runs, called from Python: same model and predictions, byte for byte."""
+    from thresher.jobs.mix_inputs import TableLayout, load_model
+    from thresher.jobs.mix_workflow import fit_model, predict_csv
+
+    d, _ = files
+    assert main(["--quiet", "mix", "fit", str(d / "pilots.csv"), "--value-column", "accuracy", "--goal", "max",
+                 "--form", "linear_ot", *_pool_args(d), "--n-boot", "10", "--out", str(d / "cli.json")]) == 0
+    assert main(["--quiet", "mix", "predict", "--model", str(d / "cli.json"), str(d / "mixtures.csv"), "--size", "800",
+                 "--out", str(d / "cli.csv")]) == 0
+    config = {"pools": {"web": str(d / "web.npz"), "code": str(d / "code.npz"), "books": str(d / "books.parquet")},
+              "target": str(d / "val.npz"), "solver": "sinkhorn", "reg": 0.05, "label_cost": "gaussian",
+              "label_weight": 1.0, "max_per_pool": 1000, "n_projections": 200, "embedding_column": "embedding"}
+    lines = []
+    model = fit_model(str(d / "pilots.csv"), "accuracy", "linear_ot", TableLayout(), ot_config=config, size_law="auto",
+                      size_prior=None, goal="max", alpha=1e-3, n_boot=10, seed=0, log=lines.append)
+    model.save(d / "lib.json")
+    assert (d / "lib.json").read_bytes() == (d / "cli.json").read_bytes()
+    assert any(line.startswith("fitted linear_ot on 56 runs") for line in lines)
+    n = predict_csv(load_model(d / "lib.json"), str(d / "mixtures.csv"), d / "lib.csv", TableLayout(), size=800.0,
+                    level=0.9, interval="mean")
+    assert n == 2 and (d / "lib.csv").read_bytes() == (d / "cli.csv").read_bytes()

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from thresher.jobs.cli import main
-from thresher.jobs.job_spec import STAGES, SpecError, load_spec, parse_spec
+from thresher.jobs.job_spec import STAGES, load_spec, parse_spec
+from thresher.jobs.spec_kit import SpecError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "jobs" / "examples"
 

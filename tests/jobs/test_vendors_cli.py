@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import yaml
 
-from thresher.jobs.cmd_vendors import evaluate_spec
-from thresher.jobs.vendor_spec import SpecError, load_spec, read_rows
+from thresher.jobs.embedding_files import DataFileError
+from thresher.jobs.spec_kit import SpecError
+from thresher.jobs.vendor_rows import read_rows
+from thresher.jobs.vendor_spec import load_spec
+from thresher.jobs.vendor_workflow import evaluate_spec
 from tests.mixtures.test_vendors import _world
 
 
@@ -129,14 +132,14 @@ def test_oversized_vendor_file_is_refused(tmp_path, capsys):
     assert main(["vendors", str(_save(tmp_path, spec)), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "big.jsonl" in err and "exceeds the 1.0 MB limit" in err
-    with pytest.raises(SpecError, match="more than 100 rows"):
+    with pytest.raises(DataFileError, match="more than 100 rows"):
         read_rows(big, max_bytes=10**9, max_rows=100)
 
 
 def test_pickled_npy_is_refused(tmp_path):
     path = tmp_path / "evil.npy"
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(SpecError, match="object arrays are refused"):
+    with pytest.raises(DataFileError, match="object arrays are refused"):
         read_rows(path, max_bytes=10**6, max_rows=10)
 
 

@@ -106,12 +106,12 @@ def test_cli_trains_classifier_and_fluency(tmp_path, capsys):
 
 
 def test_cli_reports_missing_input(tmp_path):
-    from thresher.jobs.cli import UsageError
+    from thresher.metrics.errors import InputError
 
     p = _cli()
     args = p.parse_args(["classifier", "train", "--positives", str(tmp_path / "none.jsonl"),
                          "--negatives", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "q.json")])
-    with pytest.raises(UsageError, match="none.jsonl"):
+    with pytest.raises(InputError, match="none.jsonl"):  # the reader's own error: `thresher` exits 2 with it
         args.handler(args)
 
 

@@ -1,0 +1,236 @@
+"""Typed checks for YAML specs, with one error type whose message names the spec file and the key path.
+
+Job specs (`thresher run`) and vendor specs (`thresher vendors`) both validate with
+these checks, so a bad value reads the same in either: `spec.yaml: vendors[1].price.unit:
+must be one of document, token, sample, got 'byte'`. A check is a function `(at, value)
+-> cleaned value` that raises `SpecError` through `at.error(...)`; `fields` applies a
+schema of checks to a mapping, refusing unknown keys and filling defaults.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from thresher.metrics.errors import InputError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SpecError(InputError):
+    """A problem in a spec: the message starts with the spec file and the key path (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class At:
+    """Where a value sits: the spec file and the key path inside it, e.g. `pools.edges[0]`."""
+
+    file: str
+    key: str = ""
+
+    def child(self, name: object) -> "At":
+        return At(self.file, f"{self.key}.{name}" if self.key else str(name))
+
+    def item(self, index: int) -> "At":
+        return At(self.file, f"{self.key}[{index}]")
+
+    @property
+    def folder(self) -> Path:
+        """The spec file's folder: relative paths in the spec resolve against it."""
+        return Path(self.file).parent
+
+    def error(self, message: str) -> SpecError:
+        return SpecError(f"{self}: {message}")
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}" if self.key else self.file
+
+
+Check = Callable[[At, Any], Any]
+
+
+@dataclass(frozen=True)
+class Required:
+    """Schema default of a key that must be given; `hint` says what it is for."""
+
+    hint: str = ""
+
+
+REQUIRED = Required()
+Field = tuple[Check, Any]  # (check, default); a `Required` default makes the key mandatory
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A value as it appears in a message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def anything(at: At, value: Any) -> Any:
+    """No check here: the caller validates the value with more context (e.g. a price and its vendor)."""
+    return value
+
+
+def text(at: At, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise at.error(f"must be a non-empty string, got {shown(value)}")
+    return value
+
+
+def boolean(at: At, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise at.error(f"must be true or false, got {shown(value)}")
+    return value
+
+
+def _real(at: At, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise at.error(f"must be a finite number, got {shown(value)}")
+    return value
+
+
+def _in_range(at: At, value: Any, lo: float | None, hi: float | None, open_lo: bool) -> None:
+    if lo is not None and (value <= lo if open_lo else value < lo):
+        raise at.error(f"must be {'>' if open_lo else '>='} {lo:g}, got {shown(value)}")
+    if hi is not None and value > hi:
+        raise at.error(f"must be <= {hi:g}, got {shown(value)}")
+
+
+def number(lo: float | None = None, hi: float | None = None, *, open_lo: bool = False) -> Check:
+    """A finite number in [lo, hi] ((lo, hi] with open_lo), as a float."""
+    def check(at: At, value: Any) -> float:
+        _in_range(at, _real(at, value), lo, hi, open_lo)
+        return float(value)
+    return check
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Check:
+    """A whole number in [lo, hi] (5 and 5.0 both give 5)."""
+    def check(at: At, value: Any) -> int:
+        if float(_real(at, value)) != int(value):
+            raise at.error(f"must be a whole number, got {shown(value)}")
+        _in_range(at, value, lo, hi, False)
+        return int(value)
+    return check
+
+
+def one_of(*choices: Any) -> Check:
+    def check(at: At, value: Any) -> Any:
+        if not any(value == c and type(value) is type(c) for c in choices):  # True is not 1 here
+            names = ", ".join("null" if c is None else str(c) for c in choices)
+            raise at.error(f"must be one of {names}, got {shown(value)}")
+        return value
+    return check
+
+
+def optional(check: Check) -> Check:
+    """`check`, or None when the value is null."""
+    def inner(at: At, value: Any) -> Any:
+        return None if value is None else check(at, value)
+    return inner
+
+
+def list_of(item: Check, min_len: int = 1, what: str = "") -> Check:
+    """A list whose items each pass `item`; `what` names the items in messages."""
+    kind = ("a non-empty list" if min_len == 1 else "a list") + (f" of {what}" if what else "")
+
+    def check(at: At, value: Any) -> list:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or (min_len == 1 and not value):
+            raise at.error(f"must be {kind}, got {shown(value)}")
+        if len(value) < min_len:
+            raise at.error(f"needs at least {min_len} items" + (f" ({what})" if what else "") + f", got {len(value)}")
+        return [item(at.item(i), x) for i, x in enumerate(value)]
+    return check
+
+
+def mapping(at: At, value: Any) -> dict:
+    if not isinstance(value, Mapping):
+        raise at.error(f"must be a mapping (key: value), got {shown(value)}")
+    return dict(value)
+
+
+def name(at: At, value: Any) -> str:
+    """A name that is safe as a file name: it becomes one (a vendor's quarantine file, a pool's folder)."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise at.error("must be 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit; "
+                       f"got {shown(value)}")
+    return value
+
+
+def unique(at: At, names: list[str], what: str) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise at.error(f"{what} names must be unique; repeated: {repeated}")
+
+
+def existing_file(suffixes: tuple[str, ...] | None = None) -> Check:
+    """An existing file, relative to the spec's folder; `suffixes` (lower case) limits its type."""
+    def check(at: At, value: Any) -> Path:
+        if not isinstance(value, str) or not value.strip():
+            raise at.error(f"must be a file path, got {shown(value)}")
+        path = Path(value)
+        if not path.is_absolute():
+            path = at.folder / path
+        if suffixes is not None and path.suffix.lower() not in suffixes:
+            raise at.error(f"unsupported file type {path.suffix!r}; use one of {', '.join(suffixes)}")
+        if not path.is_file():
+            raise at.error(f"no such file: {path}")
+        return path
+    return check
+
+
+def fields(at: At, value: Any, schema: Mapping[str, Field]) -> dict[str, Any]:
+    """A mapping checked key by key against `schema`; null counts as empty, absent keys get their default."""
+    given = {} if value is None else mapping(at, value)
+    for key in given:
+        if key not in schema:
+            of = f" of {at.key}" if at.key else ""
+            raise at.child(key).error(f"unknown key (known keys{of}: {', '.join(schema)})")
+    out: dict[str, Any] = {}
+    for key, (check, default) in schema.items():
+        if key in given:
+            out[key] = check(at.child(key), given[key])
+        elif isinstance(default, Required):
+            raise at.child(key).error("is required" + (f" ({default.hint})" if default.hint else ""))
+        else:
+            out[key] = copy.deepcopy(default)
+    return out
+
+
+def defaults(schema: Mapping[str, Field]) -> dict[str, Any]:
+    """The mapping an absent section stands for: every key at its default (none may be required)."""
+    assert not any(isinstance(d, Required) for _, d in schema.values()), "a section with required keys has no defaults"
+    return {key: default for key, (_, default) in schema.items()}
+
+
+def section(schema: Mapping[str, Field]) -> Check:
+    """`fields` as a check, for a mapping nested in another."""
+    return lambda at, value: fields(at, value, schema)
+
+
+def load_yaml(path: str | Path, what: str, max_bytes: int) -> Any:
+    """A YAML file loaded safely (plain data only, no tags that build objects), with errors that give the line."""
+    import yaml
+
+    from thresher.pipeline.safety import InputTooLarge, read_capped
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such {what}")
+    try:
+        data = yaml.safe_load(read_capped(path, max_bytes, what=what).decode("utf-8"))
+    except InputTooLarge:
+        raise SpecError(f"{path}: larger than {max_bytes} bytes; a {what} holds settings, "
+                        "data belongs in separate files") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}: line {mark.line + 1}" if mark is not None else str(path)
+        raise SpecError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if data is None:
+        raise SpecError(f"{path}: the {what} is empty")
+    return data
