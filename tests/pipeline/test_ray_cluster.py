@@ -24,7 +24,8 @@ from tests.docs import CLEAN
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(shutil.which("ray") is None, reason="the `ray` command is not installed")
+# The `ray` command of this interpreter, so the head's workers run the Python that has Thresher installed.
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]
 
 
 def _free_ports(n: int) -> list[int]:
@@ -79,7 +80,7 @@ def test_ray_job_submit_runs_a_thresher_spec(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
     env["RAY_AUTH_MODE"] = "disabled"
     head = subprocess.Popen(
-        ["ray", "start", "--head", "--block", "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
+        [*RAY, "start", "--head", "--block", "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
          "--port", str(gcs), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--include-dashboard",
          "true", "--ray-client-server-port", str(client), "--dashboard-agent-listen-port", str(agent),
          "--node-manager-port", str(node), "--object-manager-port", str(objm), "--temp-dir", str(temp),
@@ -89,7 +90,7 @@ def test_ray_job_submit_runs_a_thresher_spec(tmp_path):
     try:
         deadline = time.time() + 90
         while True:
-            probe = subprocess.run(["ray", "job", "list", "--address", address], capture_output=True, text=True,
+            probe = subprocess.run([*RAY, "job", "list", "--address", address], capture_output=True, text=True,
                                    env=env)
             if probe.returncode == 0:
                 break
@@ -98,7 +99,7 @@ def test_ray_job_submit_runs_a_thresher_spec(tmp_path):
             time.sleep(2)
         wd = _working_dir(tmp_path / "wd")
         job = subprocess.run(
-            ["ray", "job", "submit", "--address", address, "--working-dir", str(wd), "--",
+            [*RAY, "job", "submit", "--address", address, "--working-dir", str(wd), "--",
              sys.executable, "-m", "thresher.jobs.cli", "run", str(tmp_path / "job.yaml")],
             capture_output=True, text=True, env=env, timeout=240)
         log = job.stdout + job.stderr
