@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from thresher.pipeline.safety import MAX_COMPRESSION_RATIO, MAX_DECOMPRESSED_BYTES, inflate_limit
-from thresher.pipeline.shards import Part, ShardError
+from thresher.pipeline.parts import Part, ShardError
 
 RAW_KEEP_BYTES = 4096
 
