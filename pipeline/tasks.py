@@ -36,7 +36,8 @@ def original_error(exc: BaseException) -> ThresherError | None:
 
     A Ray task error keeps the task's exception as `.cause` (its own class is a
     wrapper that merely subclasses the cause's), and Ray Data chains it with
-    `__cause__`/`__context__`; the walk follows all three, nearest first.
+    `__cause__`/`__context__`; the walk follows all three, nearest first. An error
+    marked by `keep_message` gets its arguments back as they were raised.
     """
     from ray.exceptions import RayError
 
@@ -48,10 +49,31 @@ def original_error(exc: BaseException) -> ThresherError | None:
             continue
         seen.add(id(err))
         if isinstance(err, ThresherError) and not isinstance(err, RayError):
+            raised = vars(err).get(_RAISED_ARGS)
+            if raised is not None:
+                err.args = raised
             return err
         queue.extend(e for e in (getattr(err, "cause", None), err.__cause__, err.__context__)
                      if isinstance(e, BaseException))
     return None
+
+
+_RAISED_ARGS = "raised_args"
+
+
+@contextmanager
+def keep_message() -> Iterator[None]:
+    """Keep the arguments of our own error raised inside, as raised, for `original_error` to restore.
+
+    Ray Data rewrites the message of an exception that a batch function raises
+    (it appends advice on retry settings to `args`); our errors already say what
+    to do, so the driver reports them as they were raised.
+    """
+    try:
+        yield
+    except ThresherError as exc:
+        setattr(exc, _RAISED_ARGS, exc.args)
+        raise
 
 
 @contextmanager

@@ -23,14 +23,15 @@ from thresher.pipeline.outputs import TMP, safe_join, write_parquet_atomic
 from thresher.pipeline.parts import Part
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.stage import Stage
-from thresher.pipeline.tasks import RemoteTasks, progress
+from thresher.pipeline.tasks import RemoteTasks, keep_message, progress
 
 
 def read_step(batch: pa.Table, read: ReadOptions, batch_rows: int) -> Iterator[pa.Table]:
     """Each part named in `batch` as row batches tagged with the part's key and row count."""
     for part_json in batch["part"].to_pylist():
         part = Part.from_json(part_json)
-        table = read_part(part, read)
+        with keep_message():
+            table = read_part(part, read)
         n = table.num_rows
         if n == 0:  # a sentinel row tells the driver that this part is empty
             table = pa.table(
@@ -50,18 +51,21 @@ def read_step(batch: pa.Table, read: ReadOptions, batch_rows: int) -> Iterator[p
 
 
 def stage_task(batch: pa.Table, stage: Stage) -> pa.Table:
-    return apply_stage(stage, batch)
+    with keep_message():
+        return apply_stage(stage, batch)
 
 
 class StageActor:
     """Holds one stage for a worker: `setup()` when the actor starts, `teardown()` when the pool lets it go."""
 
     def __init__(self, stage: Stage) -> None:
+        with keep_message():
+            stage.setup()
         self.stage = stage
-        stage.setup()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return apply_stage(self.stage, batch)
+        with keep_message():
+            return apply_stage(self.stage, batch)
 
     def __del__(self) -> None:  # Ray Data drops the callable when the actor exits gracefully
         stage = getattr(self, "stage", None)
@@ -71,6 +75,11 @@ class StageActor:
 
 def write_step(batch: pa.Table, tmp_root: str, stage_names: list[str]) -> pa.Table:
     """Spill the batch's rows per part to chunk files; return one small report row per part."""
+    with keep_message():
+        return _spill(batch, tmp_root, stage_names)
+
+
+def _spill(batch: pa.Table, tmp_root: str, stage_names: list[str]) -> pa.Table:
     keys = batch["__part"].unique().to_pylist()
     reports: dict[str, list] = defaultdict(list)
     secs_cols = [secs_column(s) for s in stage_names]
