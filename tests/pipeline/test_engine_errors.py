@@ -125,7 +125,7 @@ def test_original_error_walks_cause_and_context_chains():
             raise ours
         except UnsafePath as exc:
             raise ray.exceptions.UserCodeException("UDF failed") from exc
-    except ray.exceptions.UserCodeException as outer:
+    except ray.exceptions.UserCodeException:
         try:
             raise RuntimeError("while cleaning up")  # implicit chaining through __context__
         except RuntimeError as last:
