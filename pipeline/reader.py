@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from thresher.metrics.errors import EXIT_FAILED
 from thresher.pipeline.safety import MAX_COMPRESSION_RATIO, MAX_DECOMPRESSED_BYTES, inflate_limit
-from thresher.pipeline.shards import Part, ShardError
+from thresher.pipeline.parts import Part, ShardError
 
 RAW_KEEP_BYTES = 4096
 

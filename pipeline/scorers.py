@@ -14,7 +14,6 @@ class _RuleStage(Stage):
     """A rule set from `thresher.metrics.heuristics`, with thresholds overridable by keyword."""
 
     rules_type: ClassVar[type]
-    reason_column: ClassVar[str]
     resources = Resources(cpus=1)
 
     def __init__(self, **options: Any) -> None:
@@ -24,8 +23,12 @@ class _RuleStage(Stage):
             raise ValueError(f"scorer {self.name!r} has no option(s) {unknown}; options: {sorted(fields)}")
         typed = {k: type(getattr(self.rules_type(), k))(v) if not isinstance(v, (tuple, list)) else tuple(v)
                  for k, v in options.items()}
-        self.options = dict(sorted(options.items()))
+        self.options = dict(sorted(typed.items()))
         self.rules = self.rules_type(**typed)
+
+    def params(self) -> dict[str, Any]:
+        """The thresholds given (defaults are part of the code)."""
+        return dict(self.options)
 
     def score(self, texts: pa.Array) -> pa.Table:
         raise NotImplementedError

@@ -4,7 +4,8 @@ A *shard* is one input file; its id is its path relative to the input root, and
 doc ids are `"<shard id>#<row>"` with the row counted over the whole file, so ids
 do not depend on how a file is cut. A *part* is a slice of a shard (a line range,
 a byte range aligned to lines, or a run of Parquet row groups / Arrow batches), so
-one huge file never lands on one worker.
+one huge file never lands on one worker. `Part` itself lives in `parts`, which
+the reader shares.
 """
 from __future__ import annotations
 
@@ -13,53 +14,20 @@ import gzip
 import json
 import os
 import zlib
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from thresher.pipeline.parts import Part, ShardError
+from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.safety import MAX_DECOMPRESSED_BYTES, inflate_limit
-from thresher.metrics.errors import InputError
 
 FORMATS = ("jsonl", "jsonl.gz", "parquet", "arrow")
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
 DEFAULT_PART_ROWS = 200_000
 _GLOB_CHARS = set("*?[")
-
-
-class ShardError(InputError):
-    """An input that cannot be read as shards: names the path and what to do."""
-
-
-@dataclass(frozen=True)
-class Part:
-    """One unit of work: rows [start, stop) of a shard (stop None = to the end)."""
-
-    shard_id: str
-    path: str
-    fmt: str
-    index: int = 0
-    count: int = 1
-    start: int = 0
-    stop: int | None = None
-    byte_start: int | None = None
-    byte_stop: int | None = None
-    batch_start: int | None = None
-    batch_stop: int | None = None
-
-    @property
-    def key(self) -> str:
-        """File-name-safe, stable name for this part's outputs."""
-        return f"{self.shard_id}.part-{self.index:05d}"
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "Part":
-        return cls(**json.loads(text))
 
 
 def shard_format(path: str) -> str | None:
@@ -288,8 +256,6 @@ def iter_documents(
     For library use (training a classifier or a fluency reference); malformed rows
     are skipped here, whereas jobs account for them in the ledger.
     """
-    from thresher.pipeline.reader import ReadOptions, read_part
-
     _, shards = discover(path)
     opts = ReadOptions(text_field=text_field, id_field=id_field, keep_fields=True)
     for part in plan_parts(shards):

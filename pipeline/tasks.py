@@ -1,17 +1,23 @@
-"""Plain Ray tasks for steps that work on whole parts (map jobs of light stages, select, materialize, dedupe).
+"""The one Ray helper: plain tasks with a bounded number in flight, and our errors out of Ray's wrappers.
 
-Each task writes its outputs and then its completion marker, exactly like a map
-job; the driver only sees small results. A task per part is far cheaper to run
-than a streaming dataset when the work per part is a few hundred milliseconds.
+Map jobs (a task per part, and the finalize tasks of the Ray Data engine), the
+dedupe phases, select, materialize and the pilot runs all submit their tasks
+here. Each task writes its own outputs (and marker) and hands back a small
+result; the driver never sees payloads. A task that raises one of our errors
+(`ThresherError`: strict-mode input, a full disk, an unsafe name) reaches the
+caller as that error, not as Ray's wrapper around it.
 """
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from thresher.pipeline.outputs import completed_keys, read_marker
-from thresher.pipeline.shards import Part
+from thresher.metrics.errors import ThresherError
+from thresher.pipeline.manifest import complete_parts
+from thresher.pipeline.outputs import read_marker
+from thresher.pipeline.parts import Part
 
 PartFn = Callable[..., dict]
 
@@ -25,6 +31,116 @@ def progress(total: int, done: int, quiet: bool, *, unit: str = "part", desc: st
     return tqdm(total=total, initial=done, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True)
 
 
+def original_error(exc: BaseException) -> ThresherError | None:
+    """The first of our own errors in `exc`'s chain, or None.
+
+    A Ray task error keeps the task's exception as `.cause` (its own class is a
+    wrapper that merely subclasses the cause's), and Ray Data chains it with
+    `__cause__`/`__context__`; the walk follows all three, nearest first. An error
+    marked by `keep_message` gets its arguments back as they were raised.
+    """
+    from ray.exceptions import RayError
+
+    queue: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while queue:
+        err = queue.pop(0)
+        if id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, ThresherError) and not isinstance(err, RayError):
+            raised = vars(err).get(_RAISED_ARGS)
+            if raised is not None:
+                err.args = raised
+            return err
+        queue.extend(e for e in (getattr(err, "cause", None), err.__cause__, err.__context__)
+                     if isinstance(e, BaseException))
+    return None
+
+
+_RAISED_ARGS = "raised_args"
+
+
+@contextmanager
+def keep_message() -> Iterator[None]:
+    """Keep the arguments of our own error raised inside, as raised, for `original_error` to restore.
+
+    Ray Data rewrites the message of an exception that a batch function raises
+    (it appends advice on retry settings to `args`); our errors already say what
+    to do, so the driver reports them as they were raised.
+    """
+    try:
+        yield
+    except ThresherError as exc:
+        setattr(exc, _RAISED_ARGS, exc.args)
+        raise
+
+
+@contextmanager
+def thresher_errors() -> Iterator[None]:
+    """Re-raise our own error from inside Ray's wrappers as itself, so the CLI reports it and exits with its code."""
+    try:
+        yield
+    except Exception as exc:
+        err = original_error(exc)
+        if err is None or err is exc:
+            raise
+        raise err from exc
+
+
+class RemoteTasks:
+    """Ray tasks of one function: submit argument tuples, collect small results as they finish.
+
+    At most `limit` tasks are in flight (None: no bound), so a long list never floods
+    the scheduler; twice the workers keeps every worker busy without waiting for the
+    driver. `on_result(index, result)` runs on the driver as each task finishes, in
+    finishing order; `finish()` returns all results in submission order, so what a
+    caller builds from them does not depend on the number of workers.
+    """
+
+    def __init__(self, fn: Callable[..., Any], workers: int, resources: dict[str, Any] | None = None, *,
+                 max_retries: int = 2, bar: Any = None, on_result: Callable[[int, Any], None] | None = None,
+                 bounded: bool = True) -> None:
+        import ray
+
+        self._ray = ray
+        self._remote = ray.remote(max_retries=max_retries, **(resources or {"num_cpus": 1}))(fn)
+        self._limit = max(1, int(workers)) * 2 if bounded else None
+        self._bar, self._on_result = bar, on_result
+        self._pending: dict[Any, int] = {}
+        self._results: list[Any] = []
+
+    def submit(self, *args: Any) -> None:
+        """Start `fn(*args)`; first wait for a task to finish while the pool is full."""
+        while self._limit is not None and len(self._pending) >= self._limit:
+            self.poll(block=True)
+        self._pending[self._remote.remote(*args)] = len(self._results)
+        self._results.append(None)
+
+    def poll(self, block: bool = False) -> int:
+        """Collect finished tasks (at least one when `block`); returns how many are still running."""
+        if self._pending:
+            done, _ = self._ray.wait(list(self._pending), num_returns=1, timeout=None if block else 0)
+            for ref in done:
+                index = self._pending.pop(ref)
+                with thresher_errors():
+                    result = self._ray.get(ref)
+                self._results[index] = result
+                if self._on_result is not None:
+                    self._on_result(index, result)
+                if self._bar is not None:
+                    self._bar.update(1)
+        return len(self._pending)
+
+    def finish(self) -> list[Any]:
+        """Wait for every task; close the progress bar; results in submission order."""
+        while self.poll(block=True):
+            pass
+        if self._bar is not None:
+            self._bar.close()
+        return self._results
+
+
 def run_remote(
     fn: Callable[..., Any],
     calls: list[tuple],
@@ -32,31 +148,13 @@ def run_remote(
     resources: dict[str, Any] | None = None,
     bar: Any = None,
     max_retries: int = 2,
-) -> None:
-    """`fn(*args)` as a Ray task for every args tuple, a bounded number in flight.
-
-    The tasks write their own outputs, so results are not kept. Twice as many tasks as
-    workers are kept submitted, so a worker never waits for the driver. A task's exception
-    is re-raised here with its traceback. `bar` (see `progress`) advances per finished task
-    and is closed at the end.
-    """
-    import ray
-
-    remote = ray.remote(max_retries=max_retries, **(resources or {"num_cpus": 1}))(fn)
-    pending: set[Any] = set()
-    queue = list(calls)[::-1]
-    limit = max(1, int(workers)) * 2
-    while queue or pending:
-        while queue and len(pending) < limit:
-            pending.add(remote.remote(*queue.pop()))
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            pending.discard(ref)
-            ray.get(ref)
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+    on_result: Callable[[int, Any], None] | None = None,
+) -> list[Any]:
+    """`fn(*args)` as a Ray task for every args tuple (see `RemoteTasks`); the results in call order."""
+    tasks = RemoteTasks(fn, workers, resources, max_retries=max_retries, bar=bar, on_result=on_result)
+    for args in calls:
+        tasks.submit(*args)
+    return tasks.finish()
 
 
 def _part_task(fn: PartFn, part_json: str, out_dir: str, kwargs: dict) -> dict:
@@ -73,8 +171,8 @@ def run_part_tasks(
     quiet: bool = False,
     desc: str = "parts",
 ) -> list[dict]:
-    """Run `fn(part, out_dir, **kwargs)` for every part without a marker; return all markers in part order."""
-    done = completed_keys(out_dir)
+    """Run `fn(part, out_dir, **kwargs)` for every part not complete and intact; return all markers in part order."""
+    done = complete_parts(out_dir, [p.key for p in parts])
     pending = [p for p in parts if p.key not in done]
     if pending:
         import ray

@@ -20,9 +20,18 @@ from pathlib import Path
 
 from thresher.pipeline.dedupe import components, exact, fuzzy, groups, semantic
 from thresher.pipeline.dedupe.lsh import choose_bands
-from thresher.pipeline.dedupe.phases import bin_name, run_phase
+from thresher.pipeline.dedupe.phases import bin_name, forget_task, run_phase
 from thresher.pipeline.dedupe.stages import EmbedStage, ExactHashStage, MinHashStage
-from thresher.pipeline.executor import JobConflict, MapJob, run_map_job
+from thresher.pipeline.executor import MapJob, run_map_job
+from thresher.pipeline.manifest import (
+    RUNTIME,
+    as_json,
+    complete_parts,
+    input_setting,
+    job_settings,
+    open_manifest,
+    read_setting,
+)
 from thresher.pipeline.outputs import write_json_atomic
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS
@@ -40,10 +49,14 @@ class DedupeError(InputError):
 
 @dataclass
 class DedupeJob:
-    """What to deduplicate and how; see `run_dedupe`."""
+    """What to deduplicate and how; see `run_dedupe`.
+
+    Fields marked `RUNTIME` change how the job runs, not what it writes; every other
+    field is part of the fingerprint a rerun must match.
+    """
 
     input: str
-    out_dir: Path
+    out_dir: Path = field(metadata=RUNTIME)
     method: str = "minhash"
     threshold: float | None = None  # minhash: Jaccard; semantic: cosine similarity (1 - eps)
     num_perm: int = 128
@@ -61,12 +74,13 @@ class DedupeJob:
     read: ReadOptions = field(default_factory=ReadOptions)
     part_bytes: int = DEFAULT_PART_BYTES
     part_rows: int = DEFAULT_PART_ROWS
-    batch_rows: int = 4096
-    workers: int | None = None
-    address: str | None = None
-    quiet: bool = True
-    stop_after_parts: int | None = None  # tests and drills: the signature phase dies midway
-    stop_after_phase: str | None = None  # tests and drills: the global phases die after this one
+    batch_rows: int = field(default=4096, metadata=RUNTIME)
+    workers: int | None = field(default=None, metadata=RUNTIME)
+    address: str | None = field(default=None, metadata=RUNTIME)
+    quiet: bool = field(default=True, metadata=RUNTIME)
+    # tests and drills: the signature phase dies midway, or the global phases die after this one
+    stop_after_parts: int | None = field(default=None, metadata=RUNTIME)
+    stop_after_phase: str | None = field(default=None, metadata=RUNTIME)
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -122,15 +136,13 @@ def _stage(job: DedupeJob, bands: int, rows: int):
     return EmbedStage(job.embedder, job.dim)
 
 
-def _check_manifest(out: Path, fingerprint: dict) -> None:
-    path = out / "job.json"
-    if path.exists():
-        old = json.loads(path.read_text()).get("fingerprint")
-        if old != fingerprint:
-            raise JobConflict(f"{out} holds a different dedupe job (input or options differ); use a new --out "
-                              f"directory or --overwrite")
-    else:
-        write_json_atomic({"fingerprint": fingerprint, "kind": "dedupe"}, path)
+def fingerprint(job: DedupeJob, src: str, read: ReadOptions, part_bytes: int, part_rows: int, score_dir: Path | None,
+                bands: int, rows: int) -> dict:
+    """The job's settings with the input resolved (a score output stands for its input) and LSH bands chosen."""
+    settings = job_settings(job)
+    settings.update(input=input_setting(src), read=read_setting(read), part_bytes=part_bytes, part_rows=part_rows,
+                    score_dir=str(score_dir.resolve()) if score_dir else None, bands=bands, rows=rows)
+    return as_json(settings)
 
 
 def _plan(work: Path, docs: int, job: DedupeJob) -> dict:
@@ -192,13 +204,8 @@ def run_dedupe(job: DedupeJob) -> dict:
         if job.keep_by not in names:
             raise DedupeError(f"--keep-by {job.keep_by!r} is not a column of {side} (columns: {', '.join(names)})")
     bands, rows = lsh_params(job) if job.method == "minhash" else (0, 0)
-    fingerprint = json.loads(json.dumps({
-        "method": job.method, "threshold": job.threshold, "num_perm": job.num_perm, "ngram": job.ngram,
-        "bands": bands, "rows": rows, "verify": job.verify, "keep_by": job.keep_by, "seed": job.seed,
-        "embedder": job.embedder, "dim": job.dim, "sample": job.sample, "input": str(Path(src).resolve()),
-        "score_dir": str(score_dir.resolve()) if score_dir else None, "bins": job.bins, "clusters": job.clusters,
-    }, default=str))
-    _check_manifest(out, fingerprint)
+    open_manifest(out, {"fingerprint": fingerprint(job, src, read, part_bytes, part_rows, score_dir, bands, rows),
+                        "kind": "dedupe"}, what="dedupe job")
 
     sig_dir = out / "signatures"
     map_job = MapJob(input=src, out_dir=sig_dir, stages=[_stage(job, bands, rows)], read=read, part_bytes=part_bytes,
@@ -231,6 +238,10 @@ def run_dedupe(job: DedupeJob) -> dict:
     }
     ph = _Phases(job, work, ctx, workers)
     parts = [groups.pkey(i) for i in range(len(part_keys))]
+    intact = complete_parts(out, part_keys)  # a finished part whose outputs were damaged since is finished again
+    for task, key in zip(parts, part_keys):
+        if key not in intact:
+            forget_task(work, "finish", task)
     bins = [bin_name(k) for k in range(plan["bins"])]
     extra: dict = {}
     if job.method == "exact":

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from thresher.pipeline.dedupe.shingles import mix64
 from thresher.pipeline.outputs import read_arrow, safe_join, write_arrow_atomic, write_json_atomic
+from thresher.pipeline.tasks import progress, run_remote
 
 MARKERS = "_complete"
 
@@ -69,6 +70,16 @@ def _run_one(fn: Callable[..., dict], marker: str, key: str, kwargs: dict) -> di
     return result
 
 
+def task_marker(work: Path, phase: str, key: str) -> Path:
+    """Where task `key` of `phase` records that it finished (and its small result)."""
+    return safe_join(Path(work) / phase / MARKERS, f"{key}.json")
+
+
+def forget_task(work: Path, phase: str, key: str) -> None:
+    """Make the next run of `phase` redo task `key` (its outputs were found damaged)."""
+    task_marker(work, phase, key).unlink(missing_ok=True)
+
+
 def run_phase(
     work: Path,
     phase: str,
@@ -79,23 +90,16 @@ def run_phase(
     quiet: bool = True,
 ) -> list[dict]:
     """Run `fn(key, **kwargs)` as a Ray task for every key without a marker; return all markers in key order."""
-    mdir = Path(work) / phase / MARKERS
-
-    def marker(k: str) -> Path:
-        return safe_join(mdir, f"{k}.json")
-
-    pending = [k for k in keys if not marker(k).exists()]
+    pending = [k for k in keys if not task_marker(work, phase, k).exists()]
     if pending:
         import ray
 
-        from thresher.pipeline.tasks import progress, run_remote
-
         shared = ray.put(kwargs or {})
-        run_remote(_run_one, [(fn, str(marker(k)), k, shared) for k in pending], workers,
+        run_remote(_run_one, [(fn, str(task_marker(work, phase, k)), k, shared) for k in pending], workers,
                    bar=progress(len(keys), len(keys) - len(pending), quiet, unit="task", desc=phase))
     out = []
     for k in keys:
-        path = marker(k)
+        path = task_marker(work, phase, k)
         if not path.exists():
             raise RuntimeError(f"phase {phase}: task {k} has no marker after the run; rerun to finish it")
         out.append(json.loads(path.read_text()))

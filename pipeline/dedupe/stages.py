@@ -2,7 +2,7 @@
 
 Each stage writes one binary column to the signature job's sidecars: a 128-bit
 exact hash, the LSH band keys, or an embedding. Fixed-width binary keeps the
-sidecar small and typed (the executor's contract only carries simple Arrow types).
+sidecar small and typed.
 """
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ class ExactHashStage(Stage):
     def __init__(self) -> None:
         self.options: dict[str, Any] = {"hash": "xxh3_128", "normalise": "nfc+whitespace"}
 
+    def params(self) -> dict[str, Any]:
+        return dict(self.options)
+
     def __call__(self, batch: pa.Table) -> pa.Table:
         return pa.table({"exact_hash": exact_hashes(batch["text"])})
 
@@ -65,6 +68,9 @@ class MinHashStage(Stage):
         self.ngram, self.bands, self.rows = int(ngram), int(bands), int(rows)
         self.options = {"num_perm": int(num_perm), "ngram": self.ngram, "bands": self.bands, "rows": self.rows,
                         "seed": int(seed)}
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.options)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         texts = batch["text"].combine_chunks() if isinstance(batch["text"], pa.ChunkedArray) else batch["text"]
@@ -103,6 +109,16 @@ class EmbedStage(Stage):
 
     def __init__(self, embedder: str = "hashing", dim: int = 256):
         self.options = {"embedder": embedder, "dim": int(dim)}
+        self._embedder = None
+
+    def params(self) -> dict[str, Any]:
+        """Embedder and dim, plus the version of the package holding the weights of a weight-loading embedder."""
+        from thresher.metrics.embedders import weights_version
+
+        weights = weights_version(self.options["embedder"])
+        return {**self.options, **({"weights": weights} if weights else {})}
+
+    def teardown(self) -> None:
         self._embedder = None
 
     def setup(self) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from thresher.pipeline.dedupe.job import _components, _Phases
 from thresher.pipeline.dedupe.phases import bin_name, read_bin
 from thresher.pipeline.dedupe.shingles import shingle_sets
 from thresher.pipeline.ledger import STATUSES, read_ledger
+from thresher.pipeline.manifest import JobConflict
 from tests.conftest import tree_bytes
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -195,6 +197,19 @@ def test_global_phases_resume_without_redoing_finished_ones(families, fresh, tmp
     assert {p.name: p.stat().st_mtime_ns for p in bands_markers} == before
     assert summary["stats"]["signature"]["parts_skipped_as_complete"] == summary["stats"]["signature"]["parts"]
     assert tree_bytes(out) == tree_bytes(tmp_path / "r")
+
+
+def test_damaged_outputs_are_redone_and_a_changed_setting_is_refused(families, fresh, tmp_path):
+    out, _ = fresh
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    sidecars = sorted((again / "sidecars").glob("*.parquet"))
+    sidecars[1].write_bytes(sidecars[1].read_bytes()[:-50])  # truncated behind the job's back
+    sorted((again / "ledger").glob("*.parquet"))[2].unlink()
+    with pytest.raises(JobConflict, match=r"different dedupe job \(sample was 50000, now 10\)"):
+        run_dedupe(job(families, again, workers=2, sample=10))
+    run_dedupe(job(families, again, workers=1, batch_rows=7))  # how it runs may change, what it writes may not
+    assert tree_bytes(again) == tree_bytes(out)
 
 
 def test_keep_by_chooses_the_highest_score(families, tmp_path):

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thresher.pipeline.executor import JobConflict, MapJob, choose_engine, run_map_job
+from thresher.pipeline.engines import choose_engine
+from thresher.pipeline.executor import JobConflict, MapJob, run_map_job
 from thresher.pipeline.ledger import read_ledger
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.registry import make_scorer
@@ -129,7 +130,7 @@ class CountingStage(Stage):
 def test_stage_with_setup_runs_its_setup(tmp_path, engine):
     make_corpus(tmp_path / "in", n_files=2)
     j = MapJob(input=str(tmp_path / "in"), out_dir=tmp_path / "out", stages=[CountingStage()], quiet=True, engine=engine)
-    assert choose_engine(j) == ("data" if engine == "auto" else "tasks")  # auto keeps model stages in actors
+    assert choose_engine(j.engine, j.stages) == ("data" if engine == "auto" else "tasks")  # auto keeps model stages in actors
     run_map_job(j)
     side = pads.dataset(tmp_path / "out" / "sidecars", format="parquet").to_table()
     assert all(side["setup_ran"].to_pylist())

@@ -17,7 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from thresher.pipeline import outputs
-from thresher.pipeline.executor import MapJob, _apply_stage, _finalize_part, _read_step, _stage_meta, _write_step, run_map_job
+from thresher.pipeline.engines.data import finalize_part, read_step, write_step
+from thresher.pipeline.engines.steps import apply_stage
+from thresher.pipeline.executor import MapJob, run_map_job
 from thresher.pipeline.outputs import MARKERS, TMP, OutputWriteError, file_sha256, write_json_atomic, write_parquet_atomic
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.registry import make_scorer
@@ -181,10 +183,10 @@ def test_writers_report_a_full_disk_and_leave_nothing_behind(tmp_path, monkeypat
 def _chunks_for(part, out: Path, stages) -> None:
     """The worker-side steps of one part, in process, so a fault can be injected into its finalize."""
     batch = pa.table({"part": [part.to_json()]})
-    for t in _read_step(batch, ReadOptions(), 4096):
+    for t in read_step(batch, ReadOptions(), 4096):
         for s in stages:
-            t = _apply_stage(s, t)
-        _write_step(t, str(out / TMP), [s.name for s in stages])
+            t = apply_stage(s, t)
+        write_step(t, str(out / TMP), [s.name for s in stages])
 
 
 @pytest.mark.parametrize("fail_on", ["sidecars", "ledger", "malformed", "_complete"])
@@ -216,7 +218,7 @@ def test_a_full_disk_while_finishing_a_part_never_marks_it_complete(tmp_path, mo
     monkeypatch.setattr(outputs.pq, "write_table", parquet)
     monkeypatch.setattr(outputs.json, "dump", dump)
     with pytest.raises(OutputWriteError, match="No space left on device"):
-        _finalize_part(str(out), part.to_json(), _stage_meta(stages), [], {})
+        finalize_part(str(out), part.to_json(), stages, (), {})
     assert not (out / MARKERS).exists() or not list((out / MARKERS).rglob("*.json"))
     assert not list(out.rglob(".*.tmp"))
     monkeypatch.undo()
