@@ -52,7 +52,7 @@ def test_strict_mode_malformed_input(tmp_path, engine, capsys):
     assert str(err.value).startswith(f"{inp / 's1.jsonl'}: line 5: invalid JSON")
     rc = main(["score", str(inp), "--out", str(tmp_path / "cli"), "--strict", "--engine", engine, "--quiet"])
     err_text = capsys.readouterr().err.strip()
-    assert rc == 1 and err_text.splitlines() == [f"thresher score: {err.value}"]
+    assert rc == 1 and err_text.splitlines() == [f"thresher score: error: {err.value}"]
 
 
 def _mount_small_disk(where: Path) -> bool:
