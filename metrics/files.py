@@ -32,7 +32,15 @@ class WriteError(JobFailed, OSError):
 
 
 class FormatError(InputError):
-    """A file is not what its format says: too large, too many rows, another format or version, unreadable."""
+    """A file is not what its format says: too large, too many rows, another format or version, unreadable.
+
+    The message is `"<source>: <reason>"`; both parts are kept so a caller can rephrase the reason.
+    Built from the message alone (as unpickling across a Ray task does), the reason is the message.
+    """
+
+    def __init__(self, source: str, reason: str | None = None) -> None:
+        super().__init__(source if reason is None else f"{source}: {reason}")
+        self.source, self.reason = ("", source) if reason is None else (source, reason)
 
 
 class MissingFile(InputError, FileNotFoundError):
@@ -110,8 +118,8 @@ def open_limited(path: str | os.PathLike, max_bytes: int, what: str, missing: st
     size = os.fstat(fh.fileno()).st_size
     if size > max_bytes:
         fh.close()
-        raise FormatError(f"{path}: {_size_text(size)} is over the {_size_text(max_bytes)} limit for a {what} file; "
-                          f"is it the right file?")
+        raise FormatError(str(path), f"{_size_text(size)} is over the {_size_text(max_bytes)} limit for a {what} "
+                                     f"file; is it the right file?")
     return fh
 
 
@@ -120,7 +128,7 @@ def read_limited(path: str | os.PathLike, max_bytes: int, what: str, missing: st
     with open_limited(path, max_bytes, what, missing) as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:  # it grew while being read
-        raise FormatError(f"{path}: over the {_size_text(max_bytes)} limit for a {what} file")
+        raise FormatError(str(path), f"over the {_size_text(max_bytes)} limit for a {what} file")
     return data
 
 
@@ -159,26 +167,26 @@ class JsonFormat:
     def check(self, doc: Any, source: str) -> Mapping[str, Any]:
         """`doc` itself when it is an object of this format and version; a FormatError naming `source` otherwise."""
         if not isinstance(doc, Mapping):
-            raise FormatError(f"{source}: not a {self.what} (expected a JSON object, got {type(doc).__name__})")
+            raise FormatError(source, f"not a {self.what} (expected a JSON object, got {type(doc).__name__})")
         if "format" not in doc and self.legacy:
             return doc
         version = self._found_version(doc)
         if version is None:
-            raise FormatError(f"{source}: not a {self.what} (format {doc.get('format')!r}, expected {self.tag!r})")
+            raise FormatError(source, f"not a {self.what} (format {doc.get('format')!r}, expected {self.tag!r})")
         if str(version) != str(self.version):
-            raise FormatError(f"{source}: {self.what} format version {version!r} is not one this Thresher reads "
-                              f"(version {self.version}); write it again with this version")
+            raise FormatError(source, f"{self.what} format version {version!r} is not one this Thresher reads "
+                                      f"(version {self.version}); write it again with this version")
         return doc
 
     def loads(self, data: bytes | str, source: str) -> Mapping[str, Any]:
         """Parse and check JSON text already in memory (the limit applies to it too)."""
         if len(data) > self.max_bytes:
-            raise FormatError(f"{source}: {_size_text(len(data))} is over the {_size_text(self.max_bytes)} limit "
-                              f"for a {self.what} file")
+            raise FormatError(source, f"{_size_text(len(data))} is over the {_size_text(self.max_bytes)} limit "
+                                      f"for a {self.what} file")
         try:
             doc = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FormatError(f"{source}: not JSON: {exc}") from None
+            raise FormatError(source, f"not JSON: {exc}") from None
         return self.check(doc, source)
 
     def load(self, path: str | os.PathLike, missing: str = "") -> Mapping[str, Any]:
