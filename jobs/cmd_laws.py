@@ -164,7 +164,7 @@ def _load_obs(args: argparse.Namespace, require_value: bool = True):
 
 
 def _load_fit(path: str):
-    from thresher.mixtures.fitting import FittedLaw
+    from thresher.mixtures.fitted_law import FittedLaw
 
     try:
         return FittedLaw.load(path)

@@ -227,7 +227,7 @@ def _fit(spec, summary, log, quiet, address) -> dict:
 def _plan(spec, summary, log, quiet, address) -> dict:
     import numpy as np
 
-    from thresher.mixtures.fitting import FittedLaw
+    from thresher.mixtures.fitted_law import FittedLaw
     from thresher.mixtures.planning import frontier, load_pools, plan
     from thresher.pipeline.outputs import write_text_atomic
 

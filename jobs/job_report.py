@@ -126,7 +126,7 @@ def _pools_section(report: Report, summary: dict) -> None:
 
 
 def _decay(report: Report, summary: dict) -> None:
-    from thresher.mixtures.fitting import FittedLaw
+    from thresher.mixtures.fitted_law import FittedLaw
     from thresher.mixtures.planning import load_pools
     from thresher.mixtures.plots import draw_utility_decay
 

@@ -24,17 +24,17 @@ Models save to JSON (never pickle).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from thresher.mixtures import performance_file
 from thresher.mixtures.mixture_observations import MixtureObservations
-from thresher.mixtures.performance_forms import FORMS, OT_FORMS, form_from_dict, make_form, refit_like
+from thresher.mixtures.performance_forms import FORMS, OT_FORMS, make_form, refit_like
 from thresher.mixtures.size_laws import ALPHA_GRID, check_prior, fit_size_exponent, observed_means, size_weights
 
-FORMAT = "thresher.performance_model"
+FORMAT = performance_file.FORMAT
 SIZE_LAWS = ("auto", "log", "power", "none")
 INTERVAL_KINDS = ("mean", "mixture")
 GOALS = ("min", "max")
@@ -405,100 +405,29 @@ class PerformanceModel:
         grad = sum(c * est.gradient(pp[0], o, og) for c, est in zip(coef, self.stage1_))
         return value, grad
 
-    # ---- persistence -----------------------------------------------------------------
+    # ---- the model file: JSON, read and written only in `performance_file` -----------------------
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
-        t = self._train
-        return {
-            "format": FORMAT,
-            "version": 1,
-            "form": self.form,
-            "goal": self.goal,
-            "pools": self.pools,
-            "size_law": self.size_law,
-            "size_prior": None if self.size_prior is None else list(self.size_prior),
-            "law": self.law_,
-            "sizes": self.sizes_.tolist(),
-            "size_alpha": None if not np.isfinite(self.size_alpha_) else self.size_alpha_,
-            "alpha": self.alpha,
-            "n_boot": self.n_boot,
-            "seed": self.seed,
-            "gbm_params": self.gbm_params,
-            "residual_sd": self.residual_sd_,
-            "misfit": self.misfit_.tolist(),
-            "stage1": [est.to_dict() for est in self.stage1_],
-            "bootstrap": None if self.boot_ is None or self.form == "gbm" else [[e.to_dict() for e in rep] for rep in self.boot_],
-            "bootstrap_size_alpha": None if self.boot_ is None or self.form == "gbm" else list(self.boot_alpha_),
-            "ot": self.ot_config,
-            "training": {
-                "weights": t["weights"].tolist(),
-                "values": t["values"].tolist(),
-                "ot": t["ot"].tolist(),
-                "sizes": (self.sizes_[t["groups"]].tolist() if self.sizes_.size else None),
-            },
-        }
+        return performance_file.to_dict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
+        return performance_file.to_bytes(self).decode()
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        """Write the model file atomically (JSON; never pickle)."""
+        self._check_fitted()
+        return performance_file.save(self, path)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], *, ot: OTFunction | None = None) -> "PerformanceModel":
-        if d.get("format") != FORMAT:
-            raise ValueError(f"not a performance model (format {d.get('format')!r}, expected {FORMAT!r})")
-        try:
-            model = cls(
-                d["form"], ot=ot, size_law=d["size_law"], size_prior=d.get("size_prior"), goal=d["goal"], alpha=d["alpha"],
-                n_boot=d["n_boot"], seed=d["seed"], gbm_params=d.get("gbm_params"),
-            )
-            model.pools = list(d["pools"])
-            model.law_ = d["law"]
-            model.sizes_ = np.asarray(d["sizes"], dtype=np.float64)
-            model.size_alpha_ = float("nan") if d.get("size_alpha") is None else float(d["size_alpha"])
-            model.residual_sd_ = float(d["residual_sd"])
-            model.misfit_ = np.asarray(d.get("misfit") or [], dtype=np.float64)
-            model.ot_config = d.get("ot")
-            tr = d["training"]
-            w = np.asarray(tr["weights"], dtype=np.float64)
-            groups = (
-                np.searchsorted(model.sizes_, np.asarray(tr["sizes"], dtype=np.float64))
-                if tr.get("sizes") is not None
-                else np.zeros(w.shape[0], dtype=int)
-            )
-            model._train = {"weights": w, "values": np.asarray(tr["values"], float), "ot": np.asarray(tr["ot"], float), "groups": groups}
-            if model.form == "gbm":
-                # Refit from the stored rows (no pickle); deterministic for the stored seed.
-                model.stage1_ = []
-                for s in range(max(1, model.sizes_.size)):
-                    rows = groups == s
-                    est = make_form("gbm", seed=model.seed, gbm_params=model.gbm_params)
-                    model.stage1_.append(est.fit(w[rows], np.zeros(0), model._train["values"][rows]))
-            else:
-                model.stage1_ = [form_from_dict(model.form, e) for e in d["stage1"]]
-                boot = d.get("bootstrap")
-                model.boot_ = None if boot is None else [[form_from_dict(model.form, e) for e in rep] for rep in boot]
-                model.boot_alpha_ = [float(a) for a in (d.get("bootstrap_size_alpha") or [])]
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed performance model: missing or bad field {exc}") from None
-        return model
+    def from_dict(cls, d: dict[str, Any], *, ot: OTFunction | None = None,
+                  source: str = "performance model") -> "PerformanceModel":
+        return performance_file.from_dict(cls, d, ot=ot, source=source)
 
     @classmethod
-    def from_json(cls, text: str, *, ot: OTFunction | None = None) -> "PerformanceModel":
-        return cls.from_dict(json.loads(text), ot=ot)
+    def from_json(cls, text: str | bytes, *, ot: OTFunction | None = None,
+                  source: str = "performance model") -> "PerformanceModel":
+        return performance_file.from_bytes(cls, text, ot=ot, source=source)
 
     @classmethod
     def load(cls, path: str | Path, *, ot: OTFunction | None = None) -> "PerformanceModel":
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-            return cls.from_json(text, ot=ot)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+        return performance_file.load(cls, path, ot=ot)

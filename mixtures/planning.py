@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
-from thresher.mixtures.fitting import FittedLaw
+from thresher.mixtures.fitted_law import FittedLaw
 
 PLAN_FORMAT = "thresher.plan/1"
 POOLS_FORMAT = "thresher.pools/1"
