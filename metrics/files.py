@@ -139,7 +139,9 @@ class JsonFormat:
     The tag is spelled either in one field (`"format": "thresher.plan/1"`) or, with
     `version_field`, in two (`"format": "thresher.quality_classifier", "version": 1`), as each
     format has always been written. `legacy`: files without a "format" field, written before
-    the field existed, are read as this version.
+    the field existed, are read as this version. `what` names the format in messages ("no
+    such fit file"); `noun` (default `what`) says what a file of another format is not ("not
+    a saved fit").
     """
 
     name: str
@@ -148,6 +150,7 @@ class JsonFormat:
     max_bytes: int
     version_field: bool = False
     legacy: bool = False
+    noun: str = ""
 
     @property
     def tag(self) -> str:
@@ -167,12 +170,13 @@ class JsonFormat:
     def check(self, doc: Any, source: str) -> Mapping[str, Any]:
         """`doc` itself when it is an object of this format and version; a FormatError naming `source` otherwise."""
         if not isinstance(doc, Mapping):
-            raise FormatError(source, f"not a {self.what} (expected a JSON object, got {type(doc).__name__})")
+            raise FormatError(source, f"not a {self.noun or self.what} (expected a JSON object, got {type(doc).__name__})")
         if "format" not in doc and self.legacy:
             return doc
         version = self._found_version(doc)
         if version is None:
-            raise FormatError(source, f"not a {self.what} (format {doc.get('format')!r}, expected {self.tag!r})")
+            raise FormatError(source, f"not a {self.noun or self.what} (format {doc.get('format')!r}, "
+                                      f"expected {self.tag!r})")
         if str(version) != str(self.version):
             raise FormatError(source, f"{self.what} format version {version!r} is not one this Thresher reads "
                                       f"(version {self.version}); write it again with this version")

@@ -18,7 +18,7 @@ from thresher.metrics.files import MiB, FormatError, JsonFormat, read_limited, w
 from thresher.mixtures.laws import Law, LawData, get_law
 from thresher.mixtures.observations import Observations
 
-FORMAT = JsonFormat("thresher.fit", 1, "saved fit", max_bytes=64 * MiB)
+FORMAT = JsonFormat("thresher.fit", 1, "fit", max_bytes=64 * MiB, noun="saved fit")
 
 
 @dataclass

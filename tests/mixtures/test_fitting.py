@@ -92,12 +92,12 @@ def test_fit_file_limits_and_version(tmp_path, monkeypatch) -> None:
     d["format"] = "thresher.fit/2"
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps(d))
-    with pytest.raises(FormatError, match=r"newer\.json: saved fit format version '2' is not one this Thresher reads"):
+    with pytest.raises(FormatError, match=r"newer\.json: fit format version '2' is not one this Thresher reads"):
         FittedLaw.load(newer)
-    with pytest.raises(MissingFile, match=r"gone\.json: no such saved fit file"):
+    with pytest.raises(MissingFile, match=r"gone\.json: no such fit file"):
         FittedLaw.load(tmp_path / "gone.json")
     monkeypatch.setattr(fitted_law, "FORMAT", dataclasses.replace(fitted_law.FORMAT, max_bytes=100))
-    with pytest.raises(FormatError, match=r"fit\.json: .* is over the 100 bytes limit for a saved fit file"):
+    with pytest.raises(FormatError, match=r"fit\.json: .* is over the 100 bytes limit for a fit file"):
         FittedLaw.load(path)
 
 
