@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -237,7 +236,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _pools_and_params(args: argparse.Namespace):
-    from thresher.mixtures.planning import load_pools
+    from thresher.jobs.planning_files import load_pools
 
     try:
         pools, unit = load_pools(args.pools)
@@ -248,6 +247,7 @@ def _pools_and_params(args: argparse.Namespace):
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from thresher.jobs.planning_files import save_plan
     from thresher.mixtures.planning import plan
 
     fitted = _load_fit(args.fit)
@@ -258,9 +258,7 @@ def run_plan(args: argparse.Namespace) -> int:
                  n_runner_ups=args.runner_ups, fit_path=str(Path(args.fit).resolve()) if args.link_fit else None)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(p.to_json())
+    out = save_plan(p, args.out)
     ival = f" [{p.interval[0]:.4g}, {p.interval[1]:.4g}]" if p.interval else ""
     say(args, f"budget {budget:.4g} {unit}: predicted {p.predicted:.4g}{ival} ({p.label}, {p.candidates} candidates)")
     for row in p.pool_rows():
@@ -279,6 +277,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_frontier(args: argparse.Namespace) -> int:
+    from thresher.jobs.planning_files import save_frontier
     from thresher.mixtures.planning import frontier
 
     fitted = _load_fit(args.fit)
@@ -293,9 +292,7 @@ def run_frontier(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     for p in fr.plans:
         p.unit = unit
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(fr.to_dict(), indent=1))
+    out = save_frontier(fr, args.out)
     for b, p in zip(fr.budgets, fr.plans):
         mix = ", ".join(f"{r['name']} {r['weight']:.2f}x{r['epochs']:.1f}ep" for r in p.pool_rows())
         say(args, f"  {b:>12.4g}  predicted {p.predicted:.4g}  {mix}")

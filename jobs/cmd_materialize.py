@@ -33,15 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from thresher.pipeline.materialize import MaterializeError, materialize
-    from thresher.pipeline.pools import PoolError
-    from thresher.pipeline.select import SelectError
+    from thresher.metrics.errors import InputError
+    from thresher.pipeline.materialize import materialize
 
     out = prepare_out(args.out, args.overwrite)
     try:
         res = materialize(args.plan, args.pools, out, seed=args.seed, expand=args.expand, workers=args.workers,
                           address=args.address, quiet=getattr(args, "quiet", False))
-    except (MaterializeError, PoolError, SelectError) as exc:
+    except InputError as exc:  # a plan, pools or scored output that does not fit
         raise UsageError(str(exc)) from None
     for name, f in res["pools"].items():
         say(args, f"  {name:<14} {f['documents']:>9} documents  {f['seen']:>14.0f} {res['unit']} seen "

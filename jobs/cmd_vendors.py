@@ -251,7 +251,7 @@ def evaluate_spec(spec: Spec, out: Path, args: argparse.Namespace | None = None)
 def _add_repetition(spec: Spec, result: dict[str, Any], offers: list) -> None:
     """Utility-law value of each vendor at its evaluated quantity, for a run that repeats data."""
     from thresher.mixtures.fitting import FittedLaw
-    from thresher.mixtures.planning import load_pools
+    from thresher.jobs.planning_files import load_pools
     from thresher.mixtures.vendors.repetition import repetition_value
 
     rep = spec.repetition

@@ -7,7 +7,6 @@ of each plan. Every figure is drawn from the job's own outputs on disk.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from thresher.jobs.html_report import Report, new_figure
 from thresher.pipeline.ledger import STATUSES
+from thresher.pipeline.plans import read_frontier
 
 MAX_SOURCES = 10
 
@@ -127,7 +127,7 @@ def _pools_section(report: Report, summary: dict) -> None:
 
 def _decay(report: Report, summary: dict) -> None:
     from thresher.mixtures.fitted_law import FittedLaw
-    from thresher.mixtures.planning import load_pools
+    from thresher.jobs.planning_files import load_pools
     from thresher.mixtures.plots import draw_utility_decay
 
     f = summary["fit"]
@@ -164,7 +164,7 @@ def _decay(report: Report, summary: dict) -> None:
 
 
 def _frontier(report: Report, summary: dict) -> None:
-    fr = json.loads(Path(summary["plan"]["frontier"]).read_text())
+    fr = read_frontier(summary["plan"]["frontier"])
     budgets = np.asarray(fr["budgets"])
     fig, (ax,) = new_figure(8, 4.2)
     for label, values in fr["unions"].items():
