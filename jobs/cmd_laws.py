@@ -205,6 +205,8 @@ def run_predict(args: argparse.Namespace) -> int:
     import numpy as np
     import pyarrow as pa
 
+    from thresher.mixtures.observation_files import write_table
+
     fitted = _load_fit(args.fit)
     if args.unit != fitted.unit:
         say(args, f"note: the fit's unit is {fitted.unit}, the table's is {args.unit}")
@@ -217,16 +219,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if fitted.bootstrap is not None:
         lo, hi = fitted.predict_interval(obs, args.level)
         table = table.append_column("predicted_low", pa.array(lo)).append_column("predicted_high", pa.array(hi))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, out)
-    else:
-        import pyarrow.csv as pcsv
-
-        pcsv.write_csv(table, out)
+    out = write_table(table, args.out)
     if not np.isnan(obs.value).all():
         ok = ~np.isnan(obs.value)
         mape = float(np.mean(np.abs(pred[ok] - obs.value[ok]) / obs.value[ok]))

@@ -219,7 +219,8 @@ def _fit(spec, summary, log, quiet, address) -> dict:
     m = fitted.metrics
     log(f"         law {fitted.law_name} fitted on {fitted.n_obs} observations ({source}); "
         + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float)))
-    return {"law": fitted.law_name, "source": source, "observations": str(obs_path), "path": str(fit_path),
+    return {"law": fitted.law_name, "source": source, "observations": str(obs_path), "columns": columns,
+            "path": str(fit_path),
             "params": fitted.params, "metrics": m, "n_obs": fitted.n_obs, "share_at_best": fitted.share_at_best,
             "notes": fitted.notes + [str(w.message) for w in caught], "seconds": round(fitted.seconds, 2)}
 

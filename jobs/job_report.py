@@ -142,19 +142,20 @@ def _decay(report: Report, summary: dict) -> None:
     report.paragraph(f"Law {f['law']}, {f['n_obs']} observations, in-sample {metric}; "
                      f"{f['share_at_best']:.0%} of starts reached the best optimum.", note=True)
     report.table([{"parameter": k, "value": v} for k, v in f["params"].items()])
-    obs = None
-    if f["source"] == "pilot proxy runs":
-        import csv
-
-        with open(f["observations"], newline="") as fh:
-            obs = list(csv.DictReader(fh))
     # pilots trained on the pool minus held-out documents: draw the law at that size with them
     sizes, observed = {}, {}
-    for pool in pools:
-        mine = [r for r in obs if r["pool"] == pool.name] if obs else []
-        if mine:
-            sizes[pool.name] = float(mine[0]["unique"])
-            observed[pool.name] = ([float(r["seen"]) / sizes[pool.name] for r in mine], [float(r["value"]) for r in mine])
+    if f["source"] == "pilot proxy runs":
+        from thresher.mixtures.observations import load_observations
+
+        obs = load_observations(f["observations"], f.get("columns"), unit=unit)
+        for pool in pools:
+            if pool.name not in obs.pools:
+                continue
+            j = obs.pools.index(pool.name)
+            mine = np.flatnonzero(obs.weights[:, j] == 1.0)
+            if mine.size:
+                sizes[pool.name] = float(obs.unique[mine[0], j])
+                observed[pool.name] = (list(obs.seen[mine] / sizes[pool.name]), list(obs.value[mine]))
     fig, (ax, ax2) = new_figure(10, 4, ncols=2)
     draw_utility_decay(ax, ax2, fitted, pools, 6.0, sizes=sizes, observed=observed)
     ax.set_ylabel("value (lower is better)")

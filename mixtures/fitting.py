@@ -230,6 +230,7 @@ def _check_fit_options(observations: Observations, grid: str, delta: float, max_
         raise ValueError("max_starts must be at least 1")
     if len(observations) == 0:
         raise ValueError(f"{observations.source}: no observations to fit")
+    observations.check_for_laws()
     if np.isnan(observations.value).any():
         raise ValueError(f"{observations.source}: every observation needs a measured value to be fitted")
 
