@@ -106,6 +106,14 @@ def _size_text(n: int) -> str:
     return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n} bytes"
 
 
+def _file(what: str) -> str:
+    return what if what.endswith("file") else f"{what} file"
+
+
+def _files(what: str) -> str:
+    return f"{_file(what)}s"
+
+
 def open_limited(path: str | os.PathLike, max_bytes: int, what: str, missing: str = "") -> IO[bytes]:
     """An open binary file of at most `max_bytes`; the caller closes it.
 
@@ -113,13 +121,13 @@ def open_limited(path: str | os.PathLike, max_bytes: int, what: str, missing: st
     """
     path = Path(path)
     if not path.is_file():
-        raise MissingFile(f"{path}: no such {what} file{'; ' + missing if missing else ''}")
+        raise MissingFile(f"{path}: no such {_file(what)}{'; ' + missing if missing else ''}")
     fh = open(path, "rb")
     size = os.fstat(fh.fileno()).st_size
     if size > max_bytes:
         fh.close()
-        raise FormatError(str(path), f"{_size_text(size)} is over the {_size_text(max_bytes)} limit for a {what} "
-                                     f"file; is it the right file?")
+        raise FormatError(str(path), f"{_size_text(size)} is over the {_size_text(max_bytes)} limit for "
+                                     f"{_files(what)}; is it the right file?")
     return fh
 
 
@@ -128,7 +136,7 @@ def read_limited(path: str | os.PathLike, max_bytes: int, what: str, missing: st
     with open_limited(path, max_bytes, what, missing) as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:  # it grew while being read
-        raise FormatError(str(path), f"over the {_size_text(max_bytes)} limit for a {what} file")
+        raise FormatError(str(path), f"over the {_size_text(max_bytes)} limit for {_files(what)}")
     return data
 
 
@@ -186,7 +194,7 @@ class JsonFormat:
         """Parse and check JSON text already in memory (the limit applies to it too)."""
         if len(data) > self.max_bytes:
             raise FormatError(source, f"{_size_text(len(data))} is over the {_size_text(self.max_bytes)} limit "
-                                      f"for a {self.what} file")
+                                      f"for {_files(self.what)}")
         try:
             doc = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -312,7 +312,7 @@ class FluencyModel:
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "fluency model") -> "FluencyModel":
         if len(data) > FORMAT.max_bytes:
-            raise FormatError(source, f"{len(data)} bytes is over the limit for a fluency model file")
+            raise FormatError(source, f"{len(data)} bytes is over the limit for fluency model files")
         return cls._read_npz(io.BytesIO(data), source)
 
     @classmethod

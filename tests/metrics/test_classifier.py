@@ -148,5 +148,5 @@ def test_model_file_limits_and_version(tmp_path, clf, monkeypatch):
     with pytest.raises(FormatError, match=r"huge\.json: .*n_features"):
         QualityClassifier.load(huge)
     monkeypatch.setattr(mod, "FORMAT", dataclasses.replace(mod.FORMAT, max_bytes=path.stat().st_size - 1))
-    with pytest.raises(FormatError, match=r"q\.json: .* is over the .* limit for a quality classifier file"):
+    with pytest.raises(FormatError, match=r"q\.json: .* is over the .* limit for quality classifier files"):
         QualityClassifier.load(path)

@@ -38,7 +38,7 @@ def test_atomic_write_replaces_whole_and_cleans_up_after_a_failure(tmp_path, mon
 def test_reads_stop_at_the_limit_and_name_the_file(tmp_path):
     path = tmp_path / "big.json"
     path.write_bytes(b" " * 201)
-    with pytest.raises(FormatError, match=r"big\.json: 201 bytes is over the 200 bytes limit for a test plan file"):
+    with pytest.raises(FormatError, match=r"big\.json: 201 bytes is over the 200 bytes limit for test plan files"):
         PLAN.load(path)
     assert read_limited(path, 201, "test plan") == b" " * 201
     with pytest.raises(MissingFile, match=r"nope\.json: no such test plan file; make one") as err:

@@ -159,5 +159,5 @@ def test_model_file_limits_version_and_no_pickle(tmp_path, model, monkeypatch):
     with pytest.raises(FormatError, match=r"ref\.npz: its arrays unpack to \d+ bytes"):
         FluencyModel.load(path)
     monkeypatch.setattr(mod, "FORMAT", dataclasses.replace(mod.FORMAT, max_bytes=100))
-    with pytest.raises(FormatError, match=r"ref\.npz: .* is over the 100 bytes limit for a fluency model file"):
+    with pytest.raises(FormatError, match=r"ref\.npz: .* is over the 100 bytes limit for fluency model files"):
         FluencyModel.load(path)

@@ -97,7 +97,7 @@ def test_fit_file_limits_and_version(tmp_path, monkeypatch) -> None:
     with pytest.raises(MissingFile, match=r"gone\.json: no such fit file"):
         FittedLaw.load(tmp_path / "gone.json")
     monkeypatch.setattr(fitted_law, "FORMAT", dataclasses.replace(fitted_law.FORMAT, max_bytes=100))
-    with pytest.raises(FormatError, match=r"fit\.json: .* is over the 100 bytes limit for a fit file"):
+    with pytest.raises(FormatError, match=r"fit\.json: .* is over the 100 bytes limit for fit files"):
         FittedLaw.load(path)
 
 

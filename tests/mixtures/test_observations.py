@@ -156,7 +156,7 @@ def test_observation_files_have_limits(tmp_path, monkeypatch) -> None:
     with pytest.raises(ObservationError, match=r"r\.parquet: 3 rows, over the limit of 2"):
         load_observations(tmp_path / "r.parquet")
     monkeypatch.setattr(observation_files, "MAX_BYTES", 10)
-    with pytest.raises(ObservationError, match=r"runs\.csv: \d+ bytes is over the 10 bytes limit for an? observation table"):
+    with pytest.raises(ObservationError, match=r"runs\.csv: \d+ bytes is over the 10 bytes limit for observation table files"):
         load_observations(p)
     monkeypatch.undo()
     write_csv(tmp_path / "dup.csv", "seen,unique,value,seen\n1,1,2,3\n")

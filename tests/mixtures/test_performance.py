@@ -254,7 +254,7 @@ def test_model_file_limits_and_version(tmp_path, monkeypatch):
     with pytest.raises(FormatError, match=r"newer\.json: malformed performance model: missing or bad field 'form'"):
         PerformanceModel.load(newer)
     monkeypatch.setattr(performance_file, "FORMAT", dataclasses.replace(performance_file.FORMAT, max_bytes=100))
-    with pytest.raises(FormatError, match=r"model\.json: .* is over the 100 bytes limit for a performance model file"):
+    with pytest.raises(FormatError, match=r"model\.json: .* is over the 100 bytes limit for performance model files"):
         PerformanceModel.load(path)
 
 

@@ -53,7 +53,7 @@ def test_plan_limits(tmp_path, monkeypatch):
     with pytest.raises(PlanError, match=r"plan\.json: \d pool rows, over the limit of 0"):
         read_plan(path)
     monkeypatch.setattr(mod, "PLAN", dataclasses.replace(mod.PLAN, max_bytes=100))
-    with pytest.raises(PlanError, match=r"plan\.json: .* is over the 100 bytes limit for a plan file"):
+    with pytest.raises(PlanError, match=r"plan\.json: .* is over the 100 bytes limit for plan files"):
         read_plan(path)
     with pytest.raises(PlanError, match=r"none\.json: no such plan file"):
         read_plan(tmp_path / "none.json")

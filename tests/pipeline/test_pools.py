@@ -145,7 +145,7 @@ def test_pools_json_has_one_reader_that_checks_version_limits_and_rows(tmp_path,
     with pytest.raises(PoolError, match=r"pools\.json: 2 pools, over the limit of 1"):
         load_pools_json(tmp_path)
     monkeypatch.setattr(mod, "POOLS", dataclasses.replace(mod.POOLS, max_bytes=50))
-    with pytest.raises(PoolError, match=r"pools\.json: \d+ bytes is over the 50 bytes limit for a pools file"):
+    with pytest.raises(PoolError, match=r"pools\.json: \d+ bytes is over the 50 bytes limit for pools files"):
         load_pools_json(tmp_path)
     with pytest.raises(PoolError, match=r"nowhere/pools\.json: no such pools file; pass the --out directory"):
         load_pools_json(tmp_path / "nowhere" / "pools.json")
