@@ -201,7 +201,10 @@ def optimize_mixture(
     )
 
 
-def _feasible_set(pools: list[str], n: float | None, caps, available, prices,
+PerPool = Sequence[float] | Mapping[str, float] | None
+
+
+def _feasible_set(pools: list[str], n: float | None, caps: PerPool, available: PerPool, prices: PerPool,
                   budget: float | None) -> tuple[FeasibleMixtures, np.ndarray | None]:
     """The allowed mixtures (caps, availability, budget) and the cost of each pool's full weight."""
     cap = _per_pool(caps, pools, "caps", 1.0)

@@ -50,7 +50,9 @@ class OTFunction(Protocol):
     def value_and_grad(self, p: np.ndarray) -> tuple[float, np.ndarray]: ...
 
 
-def _fit_inputs(obs, y, sizes, pools) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str] | None]:
+def _fit_inputs(obs: Observations | MixtureObservations | np.ndarray, y: np.ndarray | str | None,
+                sizes: np.ndarray | None, pools: list[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                                                                           list[str] | None]:
     """(weights, values, sizes, pools) from what `PerformanceModel.fit` was given."""
     if isinstance(obs, Observations):
         obs = obs.mixture_view(y if isinstance(y, str) else None)

@@ -36,8 +36,9 @@ SOLVERS = ("sinkhorn", "exact", "sliced")
 LABEL_COSTS = ("gaussian", "onehot", None)
 
 
-def _check_inputs(pools, target, solver: str, reg: float, label_cost: str | None, max_per_pool: int,
-                  max_target: int | None) -> tuple[list[EmbeddingSet], EmbeddingSet, bool, int]:
+def _check_inputs(pools: Sequence[EmbeddingSet | np.ndarray] | Mapping[str, EmbeddingSet | np.ndarray],
+                  target: EmbeddingSet | np.ndarray, solver: str, reg: float, label_cost: str | None,
+                  max_per_pool: int, max_target: int | None) -> tuple[list[EmbeddingSet], EmbeddingSet, bool, int]:
     """The pool sets and the target, whether labels are used, and the shared dimension; errors say what clashes."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
