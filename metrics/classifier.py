@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from thresher.metrics.files import MiB, FormatError, JsonFormat, read_limited, write_bytes_atomic
+from thresher.metrics.files import FormatError, JsonFormat, MiB, read_limited, write_bytes_atomic
 from thresher.metrics.hashing import hashed_ngrams
 
 FORMAT = JsonFormat("thresher.quality_classifier", 1, "quality classifier", max_bytes=256 * MiB, version_field=True)

@@ -28,7 +28,7 @@ from typing import BinaryIO, Iterable, Sequence
 
 import numpy as np
 
-from thresher.metrics.files import MiB, FormatError, JsonFormat, open_limited, write_atomic
+from thresher.metrics.files import FormatError, JsonFormat, MiB, open_limited, write_atomic
 from thresher.metrics.ngram_arrays import (
     _FIRST_WORD,
     BOS,

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from thresher.metrics.files import MiB, FormatError, JsonFormat, read_limited, write_bytes_atomic
+from thresher.metrics.files import FormatError, JsonFormat, MiB, read_limited, write_bytes_atomic
 from thresher.mixtures.laws import Law, LawData, get_law
 from thresher.mixtures.observations import Observations
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from thresher.metrics.files import MiB, FormatError, JsonFormat, read_limited, write_bytes_atomic
+from thresher.metrics.files import FormatError, JsonFormat, MiB, read_limited, write_bytes_atomic
 from thresher.mixtures.performance_forms import form_from_dict, make_form
 
 if TYPE_CHECKING:

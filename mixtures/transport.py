@@ -25,12 +25,7 @@ import ot
 
 from thresher.mixtures import transport_solvers as solvers
 from thresher.mixtures.coresets import kmeans_coreset
-from thresher.mixtures.embedding_sets import (  # noqa: F401  (EmbeddingSet and the moments re-exported)
-    EmbeddingSet,
-    as_set,
-    bures_wasserstein_matrix,
-    gaussian_moments,
-)
+from thresher.mixtures.embedding_sets import EmbeddingSet, as_set, bures_wasserstein_matrix, gaussian_moments
 
 SOLVERS = ("sinkhorn", "exact", "sliced")
 LABEL_COSTS = ("gaussian", "onehot", None)

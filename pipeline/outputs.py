@@ -16,8 +16,8 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from thresher.pipeline.safety import UnsafePath, safe_join  # noqa: F401  (re-exported: writers import them from here)
 from thresher.metrics.files import WriteError, remove_stale_tmp, write_atomic  # noqa: F401  (re-exported)
+from thresher.pipeline.safety import UnsafePath, safe_join  # noqa: F401  (re-exported: writers import them from here)
 
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",

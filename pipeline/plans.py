@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from thresher.metrics.errors import InputError
-from thresher.metrics.files import MiB, JsonFormat
+from thresher.metrics.files import JsonFormat, MiB
 from thresher.pipeline.outputs import write_text_atomic
 
 PLAN = JsonFormat("thresher.plan", 1, "plan", max_bytes=64 * MiB, legacy=True)

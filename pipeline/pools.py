@@ -27,10 +27,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from thresher.metrics.errors import InputError
+from thresher.metrics.files import JsonFormat, MiB
 from thresher.pipeline import expression
 from thresher.pipeline.outputs import safe_join, write_json_atomic, write_parquet_atomic
-from thresher.metrics.errors import InputError
-from thresher.metrics.files import MiB, JsonFormat
 
 POOLS = JsonFormat("thresher.pools", 1, "pools", max_bytes=64 * MiB, legacy=True)
 MAX_POOLS = 10_000  # pool rows a pools.json may list

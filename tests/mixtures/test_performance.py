@@ -259,7 +259,8 @@ def test_model_file_limits_and_version(tmp_path, monkeypatch):
 
 
 def test_wide_csv_round_trip_and_row_errors(tmp_path):
-    obs = MixtureObservations(["web", "code"], np.array([[0.3, 0.7], [1.0, 0.0]]), {"loss": np.array([2.0, 2.5])}, sizes=np.array([100.0, 200.0]))
+    obs = MixtureObservations(["web", "code"], np.array([[0.3, 0.7], [1.0, 0.0]]), {"loss": np.array([2.0, 2.5])},
+                              sizes=np.array([100.0, 200.0]))
     path = write_mixture_csv(obs, tmp_path / "obs.csv", extra={"predicted": np.array([2.1, 2.4])})
     back = read_mixture_csv(path, value_columns=["loss"])
     assert back.pools == ["web", "code"]

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from tests.mixtures.test_planning import goyal_fit
 from thresher.jobs.planning_files import save_frontier, save_plan
 from thresher.mixtures.planning import Pool, frontier, plan
 from thresher.pipeline import plans as mod
 from thresher.pipeline.plans import PlanError, read_frontier, read_plan
-from tests.mixtures.test_planning import goyal_fit
 
 POOLS = [Pool("top10", 12.8e6), Pool("top30", 25.6e6)]
 
