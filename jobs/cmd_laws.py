@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -161,7 +160,7 @@ def _load_obs(args: argparse.Namespace, require_value: bool = True):
 
 
 def _load_fit(path: str):
-    from thresher.mixtures.fitting import FittedLaw
+    from thresher.mixtures.fitted_law import FittedLaw
 
     return FittedLaw.load(path)
 
@@ -197,6 +196,8 @@ def run_predict(args: argparse.Namespace) -> int:
     import numpy as np
     import pyarrow as pa
 
+    from thresher.mixtures.observation_files import write_table
+
     fitted = _load_fit(args.fit)
     if args.unit != fitted.unit:
         say(args, f"note: the fit's unit is {fitted.unit}, the table's is {args.unit}")
@@ -206,16 +207,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if fitted.bootstrap is not None:
         lo, hi = fitted.predict_interval(obs, args.level)
         table = table.append_column("predicted_low", pa.array(lo)).append_column("predicted_high", pa.array(hi))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, out)
-    else:
-        import pyarrow.csv as pcsv
-
-        pcsv.write_csv(table, out)
+    out = write_table(table, args.out)
     if not np.isnan(obs.value).all():
         ok = ~np.isnan(obs.value)
         mape = float(np.mean(np.abs(pred[ok] - obs.value[ok]) / obs.value[ok]))
@@ -225,7 +217,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _pools_and_params(args: argparse.Namespace):
-    from thresher.mixtures.planning import load_pools
+    from thresher.jobs.planning_files import load_pools
 
     pools, unit = load_pools(args.pools)
     params = parse_amount(args.params, "--params") if args.params else None
@@ -233,6 +225,7 @@ def _pools_and_params(args: argparse.Namespace):
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from thresher.jobs.planning_files import save_plan
     from thresher.mixtures.planning import plan
 
     fitted = _load_fit(args.fit)
@@ -240,9 +233,7 @@ def run_plan(args: argparse.Namespace) -> int:
     budget = parse_amount(args.budget)
     p = plan(fitted, pools, budget, params=params, max_epochs=args.max_epochs, unit=unit, level=args.level,
              n_runner_ups=args.runner_ups, fit_path=str(Path(args.fit).resolve()) if args.link_fit else None)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(p.to_json())
+    out = save_plan(p, args.out)
     ival = f" [{p.interval[0]:.4g}, {p.interval[1]:.4g}]" if p.interval else ""
     say(args, f"budget {budget:.4g} {unit}: predicted {p.predicted:.4g}{ival} ({p.label}, {p.candidates} candidates)")
     for row in p.pool_rows():
@@ -261,6 +252,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_frontier(args: argparse.Namespace) -> int:
+    from thresher.jobs.planning_files import save_frontier
     from thresher.mixtures.planning import frontier
 
     fitted = _load_fit(args.fit)
@@ -272,9 +264,7 @@ def run_frontier(args: argparse.Namespace) -> int:
                   fit_path=str(Path(args.fit).resolve()) if args.link_fit else None)
     for p in fr.plans:
         p.unit = unit
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(fr.to_dict(), indent=1))
+    out = save_frontier(fr, args.out)
     for b, p in zip(fr.budgets, fr.plans):
         mix = ", ".join(f"{r['name']} {r['weight']:.2f}x{r['epochs']:.1f}ep" for r in p.pool_rows())
         say(args, f"  {b:>12.4g}  predicted {p.predicted:.4g}  {mix}")

@@ -211,7 +211,8 @@ def _fit(spec, summary, log, quiet, address) -> dict:
     m = fitted.metrics
     log(f"         law {fitted.law_name} fitted on {fitted.n_obs} observations ({source}); "
         + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float)))
-    return {"law": fitted.law_name, "source": source, "observations": str(obs_path), "path": str(fit_path),
+    return {"law": fitted.law_name, "source": source, "observations": str(obs_path), "columns": columns,
+            "path": str(fit_path),
             "params": fitted.params, "metrics": m, "n_obs": fitted.n_obs, "share_at_best": fitted.share_at_best,
             "notes": fitted.notes + [str(w.message) for w in caught], "seconds": round(fitted.seconds, 2)}
 
@@ -219,9 +220,9 @@ def _fit(spec, summary, log, quiet, address) -> dict:
 def _plan(spec, summary, log, quiet, address) -> dict:
     import numpy as np
 
-    from thresher.mixtures.fitting import FittedLaw
-    from thresher.mixtures.planning import frontier, load_pools, plan
-    from thresher.pipeline.outputs import write_text_atomic
+    from thresher.jobs.planning_files import load_pools, save_frontier, save_plan
+    from thresher.mixtures.fitted_law import FittedLaw
+    from thresher.mixtures.planning import frontier, plan
 
     o = spec.sections["plan"]
     out = spec.stage_dir("plan")
@@ -233,7 +234,7 @@ def _plan(spec, summary, log, quiet, address) -> dict:
                  fit_path=summary["fit"]["path"])
         label = budget_label(b)
         path = out / f"plan-{label}.json"
-        write_text_atomic(p.to_json() + "\n", path)
+        save_plan(p, path)
         mix = ", ".join(f"{r['name']} {r['weight']:.0%} x{r['epochs']:.2f}" for r in p.pool_rows())
         log(f"         budget {label:>6}: {mix}; predicted {p.predicted:.4f}")
         plans[label] = {"budget": b, "path": str(path), "predicted": p.predicted, "label": p.label,
@@ -242,7 +243,7 @@ def _plan(spec, summary, log, quiet, address) -> dict:
     grid = np.geomspace(lo / 4, hi * 2, 12)
     fr = frontier(fitted, pools, grid, params=o["params"], max_epochs=o["max_epochs"], level=o["level"],
                   fit_path=summary["fit"]["path"])
-    write_text_atomic(json.dumps(fr.to_dict(), indent=1) + "\n", out / "frontier.json")
+    save_frontier(fr, out / "frontier.json")
     return {"unit": unit, "plans": plans, "frontier": str(out / "frontier.json")}
 
 

@@ -7,7 +7,6 @@ of each plan. Every figure is drawn from the job's own outputs on disk.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from thresher.jobs.html_report import Report, new_figure
 from thresher.pipeline.ledger import STATUSES
+from thresher.pipeline.plans import read_frontier
 
 MAX_SOURCES = 10
 
@@ -126,8 +126,8 @@ def _pools_section(report: Report, summary: dict) -> None:
 
 
 def _decay(report: Report, summary: dict) -> None:
-    from thresher.mixtures.fitting import FittedLaw
-    from thresher.mixtures.planning import load_pools
+    from thresher.mixtures.fitted_law import FittedLaw
+    from thresher.jobs.planning_files import load_pools
     from thresher.mixtures.plots import draw_utility_decay
 
     f = summary["fit"]
@@ -142,19 +142,20 @@ def _decay(report: Report, summary: dict) -> None:
     report.paragraph(f"Law {f['law']}, {f['n_obs']} observations, in-sample {metric}; "
                      f"{f['share_at_best']:.0%} of starts reached the best optimum.", note=True)
     report.table([{"parameter": k, "value": v} for k, v in f["params"].items()])
-    obs = None
-    if f["source"] == "pilot proxy runs":
-        import csv
-
-        with open(f["observations"], newline="") as fh:
-            obs = list(csv.DictReader(fh))
     # pilots trained on the pool minus held-out documents: draw the law at that size with them
     sizes, observed = {}, {}
-    for pool in pools:
-        mine = [r for r in obs if r["pool"] == pool.name] if obs else []
-        if mine:
-            sizes[pool.name] = float(mine[0]["unique"])
-            observed[pool.name] = ([float(r["seen"]) / sizes[pool.name] for r in mine], [float(r["value"]) for r in mine])
+    if f["source"] == "pilot proxy runs":
+        from thresher.mixtures.observations import load_observations
+
+        obs = load_observations(f["observations"], f.get("columns"), unit=unit)
+        for pool in pools:
+            if pool.name not in obs.pools:
+                continue
+            j = obs.pools.index(pool.name)
+            mine = np.flatnonzero(obs.weights[:, j] == 1.0)
+            if mine.size:
+                sizes[pool.name] = float(obs.unique[mine[0], j])
+                observed[pool.name] = (list(obs.seen[mine] / sizes[pool.name]), list(obs.value[mine]))
     fig, (ax, ax2) = new_figure(10, 4, ncols=2)
     draw_utility_decay(ax, ax2, fitted, pools, 6.0, sizes=sizes, observed=observed)
     ax.set_ylabel("value (lower is better)")
@@ -164,7 +165,7 @@ def _decay(report: Report, summary: dict) -> None:
 
 
 def _frontier(report: Report, summary: dict) -> None:
-    fr = json.loads(Path(summary["plan"]["frontier"]).read_text())
+    fr = read_frontier(summary["plan"]["frontier"])
     budgets = np.asarray(fr["budgets"])
     fig, (ax,) = new_figure(8, 4.2)
     for label, values in fr["unions"].items():

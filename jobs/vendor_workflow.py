@@ -273,7 +273,7 @@ def evaluate_spec(spec: Spec, out: Path, log: Log | None = None) -> dict[str, An
 def add_repetition(spec: Spec, result: dict[str, Any], vendor_offers: list) -> None:
     """Utility-law value of each vendor at its evaluated quantity, for a run that repeats data."""
     from thresher.mixtures.fitting import FittedLaw
-    from thresher.mixtures.planning import load_pools
+    from thresher.jobs.planning_files import load_pools
     from thresher.mixtures.vendors.repetition import repetition_value
 
     rep = spec.repetition

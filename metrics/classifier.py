@@ -9,19 +9,21 @@ weights are needed, and save the model as JSON.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from os import PathLike
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from thresher.metrics.files import FormatError, JsonFormat, MiB, read_limited, write_bytes_atomic
 from thresher.metrics.hashing import hashed_ngrams
 
-_FORMAT = "thresher.quality_classifier"
-_VERSION = 1
+FORMAT = JsonFormat("thresher.quality_classifier", 1, "quality classifier", max_bytes=256 * MiB, version_field=True)
+MAX_FEATURES = 1 << 26  # hash buckets a saved model may declare (its coefficients are allocated densely)
 
 
 def _b64(a: np.ndarray) -> str:
@@ -119,13 +121,13 @@ class QualityClassifier:
         self._check_fitted()
         return self._proba(self.features(texts))
 
-    def save(self, path: str | PathLike) -> Path:
-        """JSON with base64 little-endian arrays of the non-zero coefficients (no pickle)."""
+    # ---- the model file: JSON, read and written only here ------------------------------------------
+    def to_dict(self) -> dict:
+        """The saved form: base64 little-endian arrays of the non-zero coefficients (no pickle)."""
         self._check_fitted()
         nz = np.flatnonzero(self.coef_).astype(np.int32)
-        doc = {
-            "format": _FORMAT,
-            "version": _VERSION,
+        return {
+            **FORMAT.stamp(),
             "params": {
                 "n_features": self.n_features,
                 "ngram_range": list(self.ngram_range),
@@ -141,20 +143,18 @@ class QualityClassifier:
             "n_train": self.n_train_,
             "validation": self.validation_,
         }
-        path = Path(path)
-        path.write_text(json.dumps(doc))
-        return path
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_dict()).encode()
 
     @classmethod
-    def load(cls, path: str | PathLike) -> "QualityClassifier":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no classifier here; train one with `thresher classifier train`")
+    def from_dict(cls, doc: Mapping, source: str = "classifier") -> "QualityClassifier":
+        """Rebuild a saved classifier; a FormatError naming `source` when `doc` is not one."""
         try:
-            doc = json.loads(path.read_text())
-            if doc.get("format") != _FORMAT:
-                raise ValueError(f"format {doc.get('format')!r}")
+            FORMAT.check(doc, source)
             p = doc["params"]
+            if not 0 < int(p["n_features"]) <= MAX_FEATURES:
+                raise ValueError(f"n_features {p['n_features']} is outside 1..{MAX_FEATURES}")
             model = cls(
                 n_features=p["n_features"],
                 ngram_range=tuple(p["ngram_range"]),
@@ -174,6 +174,25 @@ class QualityClassifier:
             model.intercept_ = float(doc["intercept"])
             model.n_train_ = doc.get("n_train", {})
             model.validation_ = doc.get("validation")
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: not a readable quality classifier ({exc})") from exc
+        except FormatError as exc:
+            raise FormatError(source, f"not a readable quality classifier ({exc.reason})") from exc
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            raise FormatError(source, f"not a readable quality classifier ({exc})") from exc
         return model
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "classifier") -> "QualityClassifier":
+        try:
+            doc = FORMAT.loads(data, source)
+        except FormatError as exc:
+            raise FormatError(source, f"not a readable quality classifier ({exc.reason})") from exc
+        return cls.from_dict(doc, source)
+
+    def save(self, path: str | PathLike) -> Path:
+        """Write the model file atomically (see `to_dict`)."""
+        return write_bytes_atomic(self.to_bytes(), path)
+
+    @classmethod
+    def load(cls, path: str | PathLike) -> "QualityClassifier":
+        data = read_limited(path, FORMAT.max_bytes, FORMAT.what, missing="train one with `thresher classifier train`")
+        return cls.from_bytes(data, str(path))

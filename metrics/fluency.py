@@ -17,25 +17,37 @@ with `<s>` ... `</s>`, and ppl = 10 ** (-sum(log10 p) / sum(words + 1)).
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 import unicodedata
+import zipfile
 from os import PathLike
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import BinaryIO, Iterable, Sequence
 
 import numpy as np
 
-BOS, EOS, UNK = 0, 1, 2
-_FIRST_WORD = 3
-_FORMAT = "thresher.fluency_lm"
-_VERSION = 1
+from thresher.metrics.files import FormatError, JsonFormat, MiB, open_limited, write_atomic
+from thresher.metrics.ngram_arrays import (
+    _FIRST_WORD,
+    BOS,
+    EOS,
+    UNK,
+    _discounts,
+    _group_sum,
+    _lookup,
+    _ngram_hashes,
+    _shift,
+    _stream,
+)
+
+FORMAT = JsonFormat("thresher.fluency_lm", 1, "fluency model", max_bytes=2048 * MiB, version_field=True)
+MAX_UNPACKED_BYTES = 16 * 1024 * MiB  # what a model file's arrays may unpack to
+_ARRAYS = ("keys_", "adjusted_", "discounts_", "ctx_keys_", "ctx_denom_", "ctx_gamma_")  # one array per order each
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _DIGIT = re.compile(r"\d")
 _COMBINING = re.compile(r"[\u0300-\u036f]")
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 BUCKETS = ("head", "middle", "tail")
 
 
@@ -49,82 +61,6 @@ def tokenize_lines(text: str) -> list[list[str]]:
     """Non-empty lines of a document as lists of word / punctuation tokens."""
     lines = (_TOKEN.findall(line) for line in normalize(text).split("\n"))
     return [toks for toks in lines if toks]
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: a bijective, well-spread 64-bit hash."""
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * _M1
-        x = (x ^ (x >> np.uint64(27))) * _M2
-        return x ^ (x >> np.uint64(31))
-
-
-def _ngram_hashes(ids: np.ndarray, order: int) -> list[np.ndarray]:
-    """h[k-1][i] = hash of tokens i-k+1..i (garbage where the n-gram crosses a line start; masked by callers)."""
-    ids64 = ids.astype(np.uint64)
-    hashes = [_mix(ids64 + np.uint64(1))]
-    for _ in range(1, order):
-        prev = np.empty_like(ids64)
-        prev[0] = 0
-        prev[1:] = hashes[-1][:-1]
-        with np.errstate(over="ignore"):
-            hashes.append(_mix(prev * _GOLDEN + ids64 + np.uint64(1)))
-    return hashes
-
-
-def _shift(a: np.ndarray) -> np.ndarray:
-    out = np.empty_like(a)
-    out[0] = 0
-    out[1:] = a[:-1]
-    return out
-
-
-def _stream(lines: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate lines as <s> ids </s>; returns (ids, position within line)."""
-    if not lines:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    lens = np.fromiter((len(x) + 2 for x in lines), np.int64, len(lines))
-    ids = np.empty(int(lens.sum()), np.int64)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    ids[starts] = BOS
-    ids[starts + lens - 1] = EOS
-    body = np.ones(ids.size, bool)
-    body[starts] = False
-    body[starts + lens - 1] = False
-    ids[body] = np.concatenate(lines) if len(lines) else []
-    pos = np.arange(ids.size) - np.repeat(starts, lens)
-    return ids, pos
-
-
-def _group_sum(keys: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Sorted unique keys and per-key sums of each value array."""
-    order = np.argsort(keys, kind="stable")
-    k = keys[order]
-    if k.size == 0:
-        return (k,) + tuple(v[:0] for v in values)
-    first = np.flatnonzero(np.concatenate([[True], k[1:] != k[:-1]]))
-    return (k[first],) + tuple(np.add.reduceat(v[order], first) for v in values)
-
-
-def _lookup(sorted_keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(found mask, index) of each query key in a sorted key array."""
-    if sorted_keys.size == 0:
-        return np.zeros(query.shape, bool), np.zeros(query.shape, np.int64)
-    idx = np.searchsorted(sorted_keys, query)
-    idx = np.minimum(idx, sorted_keys.size - 1)
-    return sorted_keys[idx] == query, idx
-
-
-def _discounts(adjusted: np.ndarray) -> np.ndarray:
-    """Modified Kneser-Ney discounts D1, D2, D3+ from counts-of-counts (Chen & Goodman 1998)."""
-    n = np.array([np.count_nonzero(adjusted == c) for c in (1, 2, 3, 4)], float)
-    if n[0] > 0 and n[1] > 0:
-        y = n[0] / (n[0] + 2 * n[1])
-        d = np.array([1 - 2 * y * n[1] / n[0], 2 - 3 * y * n[2] / n[1], 3 - 4 * y * (n[3] / n[2] if n[2] else 0.0)])
-        if np.all(np.isfinite(d)) and np.all(d > 0) and np.all(d < np.array([1, 2, 3])):
-            return d
-    # Tiny or degenerate references: fall back to the classic single discount.
-    return np.array([0.5, 0.75, 0.75]) if n[0] == 0 else np.full(3, min(max(n[0] / (n[0] + 2 * n[1]), 0.1), 0.9))
 
 
 class FluencyModel:
@@ -337,14 +273,12 @@ class FluencyModel:
         self.cutoffs_ = fit_cutoffs(self.perplexity(texts), percentiles)
         return self
 
-    # --------------------------------------------------------------- persistence
-    def save(self, path: str | PathLike) -> Path:
-        """Write an .npz (no pickled objects): arrays per order plus a JSON header."""
+    # ------------------------------------------------- the model file: .npz, read and written only here
+    def _write_npz(self, fh: BinaryIO) -> None:
+        """Arrays per order plus a JSON header, compressed; no pickled objects."""
         self._check_fitted()
-        path = Path(path)
         meta = {
-            "format": _FORMAT,
-            "version": _VERSION,
+            **FORMAT.stamp(),
             "order": self.order,
             "min_count": self.min_count,
             "max_vocab": self.max_vocab,
@@ -356,35 +290,62 @@ class FluencyModel:
             "vocab": np.frombuffer("\n".join(self.vocab_).encode("utf-8"), np.uint8),
         }
         for k in range(self.order):
-            arrays[f"keys_{k}"] = self.keys_[k]
-            arrays[f"adjusted_{k}"] = self.adjusted_[k]
-            arrays[f"discounts_{k}"] = self.discounts_[k]
-            arrays[f"ctx_keys_{k}"] = self.ctx_keys_[k]
-            arrays[f"ctx_denom_{k}"] = self.ctx_denom_[k]
-            arrays[f"ctx_gamma_{k}"] = self.ctx_gamma_[k]
-        with open(path, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        return path
+            for name in _ARRAYS:
+                arrays[f"{name}{k}"] = getattr(self, name)[k]
+        np.savez_compressed(fh, **arrays)
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        self._write_npz(buf)
+        return buf.getvalue()
+
+    def save(self, path: str | PathLike) -> Path:
+        """Write the model file atomically (an .npz: see `_write_npz`)."""
+        self._check_fitted()
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:  # a file object: numpy would add ".npz" to a temporary name
+                self._write_npz(fh)
+
+        return write_atomic(path, write)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "fluency model") -> "FluencyModel":
+        if len(data) > FORMAT.max_bytes:
+            raise FormatError(source, f"{len(data)} bytes is over the limit for fluency model files")
+        return cls._read_npz(io.BytesIO(data), source)
 
     @classmethod
     def load(cls, path: str | PathLike) -> "FluencyModel":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no fluency model here; train one with `thresher fluency train`")
+        with open_limited(path, FORMAT.max_bytes, FORMAT.what, missing="train one with `thresher fluency train`") as fh:
+            return cls._read_npz(fh, str(path))
+
+    @classmethod
+    def _read_npz(cls, fh: BinaryIO, source: str) -> "FluencyModel":
+        """The one reader: never unpickles, and refuses archives that unpack beyond `MAX_UNPACKED_BYTES`."""
         try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(z["meta"].tobytes().decode())
-                if meta.get("format") != _FORMAT:
-                    raise ValueError(f"{path}: not a fluency model (format {meta.get('format')!r})")
+            with np.load(fh, allow_pickle=False) as z:
+                unpacked = sum(info.file_size for info in z.zip.infolist())
+                if unpacked > MAX_UNPACKED_BYTES:
+                    raise FormatError(source, f"its arrays unpack to {unpacked} bytes, over the limit of "
+                                              f"{MAX_UNPACKED_BYTES} for a fluency model")
+                meta = FORMAT.check(json.loads(z["meta"].tobytes().decode()), source)
                 model = cls(order=meta["order"], min_count=meta["min_count"], max_vocab=meta["max_vocab"])
                 text = z["vocab"].tobytes().decode("utf-8")
                 model.vocab_ = text.split("\n") if text else []
                 model.n_types_ = int(meta["n_types"])
                 model.cutoffs_ = None if meta["cutoffs"] is None else np.asarray(meta["cutoffs"], float)
-                for name in ("keys_", "adjusted_", "discounts_", "ctx_keys_", "ctx_denom_", "ctx_gamma_"):
+                for name in _ARRAYS:
                     setattr(model, name, [z[f"{name}{k}"] for k in range(model.order)])
-        except (KeyError, json.JSONDecodeError, OSError) as exc:
-            raise ValueError(f"{path}: not a readable fluency model ({exc})") from exc
+        except FormatError:
+            raise
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):
+                raise FormatError(source, "it holds a pickled object array, which Thresher never loads; "
+                                          "train the model again with `thresher fluency train`") from None
+            raise FormatError(source, f"not a readable fluency model ({exc})") from exc
+        except (KeyError, TypeError, OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+            raise FormatError(source, f"not a readable fluency model ({exc})") from exc
         model._index = None
         return model
 

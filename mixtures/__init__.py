@@ -1,5 +1,6 @@
 """Deciding what to train on: observations, utility laws, plans, OT mixtures. Never imports Ray."""
-from thresher.mixtures.fitting import FittedLaw, fit
+from thresher.mixtures.fitted_law import FittedLaw
+from thresher.mixtures.fitting import fit
 from thresher.mixtures.mixture_observations import MixtureObservations, read_mixture_csv, read_regmix
 from thresher.mixtures.observations import Observations, load_observations
 from thresher.mixtures.optimize import FeasibleMixtures, MixtureChoice, optimize_mixture

@@ -1,4 +1,4 @@
-"""Robust multi-start fitting of utility laws, bootstrap by run, and the saved fit (`FittedLaw`).
+"""Robust multi-start fitting of utility laws, and the bootstrap by run; a fit is a `FittedLaw`.
 
 Practice follows the lessons of refitting Chinchilla's Approach 3: the objective is the *mean*
 Huber loss (delta = 1e-3) of log residuals, in float64, divided by delta so its scale does not
@@ -9,14 +9,10 @@ replacement: checkpoints of one run are correlated, so the run, not the row, is 
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import time
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 from scipy.optimize import minimize
@@ -26,10 +22,11 @@ try:  # a multi-threaded BLAS makes L-BFGS-B's tiny matrix products ~40x slower 
 except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
     from contextlib import nullcontext as threadpool_limits  # type: ignore[assignment]
 
+from thresher.mixtures.fitted_law import FittedLaw
 from thresher.mixtures.laws import Law, LawData, ParamSpec, get_law
 from thresher.mixtures.observations import Observations
 
-FORMAT = "thresher.fit/1"
+__all__ = ["FittedLaw", "Objective", "fit", "huber", "run_bootstrap"]  # FittedLaw: where it was always imported from
 GRIDS = ("full", "small", "none")
 _FD_STEP = 1e-5  # central-difference step in internal (log) coordinates
 _BIG = 1e10
@@ -80,165 +77,6 @@ class Objective:
         grad = (f[1 : 1 + k] - f[1 + k :]) / (2 * _FD_STEP)
         grad = np.where(np.isfinite(grad) & (np.abs(grad) < _BIG / 10), grad, 0.0)
         return float(f[0]), grad
-
-
-@dataclass
-class FittedLaw:
-    """A fitted law: predicts, saves to JSON, and carries its bootstrap draws when made."""
-
-    law_name: str
-    law_options: dict[str, Any]
-    pools: tuple[str, ...]
-    params: dict[str, float]
-    fixed: tuple[str, ...] = ()
-    unit: str = "tokens"
-    objective: float = float("nan")
-    delta: float = 1e-3
-    n_obs: int = 0
-    n_runs: int = 0
-    n_starts: int = 0
-    share_at_best: float = float("nan")
-    converged: bool = True
-    stage: str = "joint"
-    metrics: dict[str, float] = field(default_factory=dict)
-    seconds: float = float("nan")
-    bootstrap: np.ndarray | None = None  # (n_boot, p) natural parameters in `param_names` order
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def law(self) -> Law:
-        return get_law(self.law_name, **self.law_options)
-
-    @property
-    def param_names(self) -> list[str]:
-        return self.law.param_names(self.pools)
-
-    @property
-    def theta(self) -> np.ndarray:
-        return np.array([self.params[k] for k in self.param_names])
-
-    def _data(self, obs: Observations) -> LawData:
-        unknown = [p for p in obs.pools if p not in self.pools]
-        if unknown:
-            raise ValueError(f"{obs.source}: pools {unknown} were not in the fit (fitted pools: {list(self.pools)})")
-        data = LawData.from_observations(obs, self.pools)
-        self.law.check_data(data, obs.source)
-        return data
-
-    def predict(self, observations: Observations) -> np.ndarray:
-        """Predicted value for every observation row (pools must be among the fitted ones)."""
-        return self.law.predict_batch(self.theta[None, :], self._data(observations))[0]
-
-    def predict_arrays(self, weights: np.ndarray, unique: np.ndarray, seen: np.ndarray, params: np.ndarray | float | None,
-                       samples: bool = False) -> np.ndarray:
-        """Fast path for planning: arrays already aligned to `self.pools`. (n,) or (n_boot + 1, n)."""
-        n = len(seen)
-        p = np.full(n, np.nan) if params is None else np.broadcast_to(np.asarray(params, np.float64), (n,))
-        data = LawData(weights=weights, unique=unique, seen=np.asarray(seen, np.float64), params=p)
-        self.law.check_data(data, "plan")
-        theta = self.theta[None, :]
-        if samples and self.bootstrap is not None:
-            theta = np.vstack([theta, self.bootstrap])
-        with np.errstate(all="ignore"):
-            out = self.law.predict_batch(theta, data)
-        return out if samples else out[0]
-
-    def predict_samples(self, observations: Observations) -> np.ndarray:
-        """(n_boot, n) predictions under every bootstrap draw."""
-        if self.bootstrap is None:
-            raise ValueError("this fit has no bootstrap draws; fit with bootstrap=N or call thresher.mixtures.fitting.bootstrap")
-        with np.errstate(all="ignore"):
-            return self.law.predict_batch(self.bootstrap, self._data(observations))
-
-    def predict_interval(self, observations: Observations, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-        """Percentile interval of the predictions over bootstrap draws."""
-        s = self.predict_samples(observations)
-        q = (1 - level) / 2
-        return np.nanquantile(s, q, axis=0), np.nanquantile(s, 1 - q, axis=0)
-
-    def interval(self, name: str, level: float = 0.9) -> tuple[float, float]:
-        """Percentile interval of one parameter over bootstrap draws."""
-        if self.bootstrap is None:
-            raise ValueError("this fit has no bootstrap draws")
-        j = self.param_names.index(name)
-        q = (1 - level) / 2
-        return float(np.quantile(self.bootstrap[:, j], q)), float(np.quantile(self.bootstrap[:, j], 1 - q))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "law": self.law_name,
-            "law_options": self.law_options,
-            "pools": list(self.pools),
-            "unit": self.unit,
-            "params": {k: float(v) for k, v in self.params.items()},
-            "fixed": list(self.fixed),
-            "objective": self.objective,
-            "delta": self.delta,
-            "n_obs": self.n_obs,
-            "n_runs": self.n_runs,
-            "n_starts": self.n_starts,
-            "share_at_best": self.share_at_best,
-            "converged": self.converged,
-            "stage": self.stage,
-            "metrics": self.metrics,
-            "seconds": self.seconds,
-            "bootstrap": None if self.bootstrap is None else self.bootstrap.tolist(),
-            "notes": list(self.notes),
-        }
-
-    def to_json(self) -> str:
-        # repr-exact floats: a reloaded fit predicts bit-for-bit the same.
-        return json.dumps(self.to_dict(), indent=1, allow_nan=True)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str = "fit") -> "FittedLaw":
-        if d.get("format") != FORMAT:
-            raise ValueError(f"{source}: not a saved fit (format {d.get('format')!r}, expected {FORMAT!r})")
-        try:
-            boot = d.get("bootstrap")
-            fitted = cls(
-                law_name=str(d["law"]), law_options=dict(d.get("law_options", {})), pools=tuple(d["pools"]),
-                params={k: float(v) for k, v in d["params"].items()}, fixed=tuple(d.get("fixed", ())),
-                unit=str(d.get("unit", "tokens")), objective=float(d.get("objective", np.nan)),
-                delta=float(d.get("delta", 1e-3)), n_obs=int(d.get("n_obs", 0)), n_runs=int(d.get("n_runs", 0)),
-                n_starts=int(d.get("n_starts", 0)), share_at_best=float(d.get("share_at_best", np.nan)),
-                converged=bool(d.get("converged", True)), stage=str(d.get("stage", "joint")),
-                metrics=dict(d.get("metrics", {})), seconds=float(d.get("seconds", np.nan)),
-                bootstrap=None if boot is None else np.asarray(boot, dtype=np.float64),
-                notes=list(d.get("notes", [])),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{source}: malformed fit: {exc}") from exc
-        missing = [k for k in fitted.param_names if k not in fitted.params]
-        if missing:
-            raise ValueError(f"{source}: fit lacks parameter(s) {missing} for law {fitted.law_name!r}")
-        return fitted
-
-    @classmethod
-    def from_json(cls, text: str, source: str = "fit") -> "FittedLaw":
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{source}: not JSON: {exc}") from exc
-        return cls.from_dict(d, source)
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "FittedLaw":
-        path = Path(path)
-        if not path.exists():
-            raise ValueError(f"{path}: no such fit file")
-        return cls.from_json(path.read_text(), str(path))
-
-    def sha256(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
 
 
 def _start_grid(specs: list[ParamSpec], free: np.ndarray, grid: str) -> np.ndarray:
@@ -334,16 +172,7 @@ def fit(
     bootstrap: number of run-resampled refits for intervals (0 = none).
     """
     t0 = time.perf_counter()
-    if grid not in GRIDS:
-        raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
-    if not delta > 0:
-        raise ValueError("delta must be positive")
-    if max_starts < 1:
-        raise ValueError("max_starts must be at least 1")
-    if len(observations) == 0:
-        raise ValueError(f"{observations.source}: no observations to fit")
-    if np.isnan(observations.value).any():
-        raise ValueError(f"{observations.source}: every observation needs a measured value to be fitted")
+    _check_fit_options(observations, grid, delta, max_starts)
     obs = _drop_early(observations, drop_early_frac)
     law_obj = get_law(law, **dict(law_options or {}))
     pools = tuple(obs.pools)
@@ -363,37 +192,14 @@ def fit(
     for s, v in zip(specs, theta0):
         if not s.lower <= v <= s.upper:
             raise ValueError(f"parameter {s.name}={v} is outside its bounds [{s.lower}, {s.upper}]")
-
-    def internal(values: Mapping[str, float], mask: np.ndarray) -> list[np.ndarray]:
-        if not values:
-            return []
-        z = [float(np.clip(s.to_internal(values.get(s.name, t)), *s.internal_bounds()))
-             for s, t, f in zip(specs, theta0, mask) if f]
-        return [np.array(z)]
-
     stage = "joint"
     if two_stage:
         stage = "two_stage"
-        rep = np.array([s.repetition for s in specs])
-        no_rep = np.all(obs.epochs <= 1 + 1e-9, axis=1)
-        stage1_free = free & ~rep
-        if no_rep.sum() <= stage1_free.sum():
-            raise ValueError(f"{obs.source}: two-stage fit needs more rows without repetition than base parameters "
-                             f"({int(no_rep.sum())} rows for {int(stage1_free.sum())} parameters)")
-        t1 = theta0.copy()
-        for j, s in enumerate(specs):
-            if rep[j] and free[j]:
-                t1[j] = s.neutral if s.neutral is not None else t1[j]
-        sub = obs.subset(no_rep)
-        theta1, _, n1, _, _ = _optimise(law_obj, specs, LawData.from_observations(sub, pools), sub.value, t1,
-                                         stage1_free, delta, grid, max_starts, internal(init, stage1_free),
-                                         agree_rtol, maxiter)
-        theta0 = np.where(stage1_free, theta1, theta0)
-        free = free & rep
-        if free.sum() == 0:
-            raise ValueError("two-stage fit: every repetition parameter is fixed")
+        theta0, free = _fit_base_first(law_obj, specs, obs, theta0, free, init, delta, grid, max_starts, agree_rtol,
+                                       maxiter)
     theta, objective, n_starts, share, ok = _optimise(law_obj, specs, data, obs.value, theta0, free, delta, grid,
-                                                      max_starts, internal(init, free), agree_rtol, maxiter)
+                                                      max_starts, _internal_starts(specs, theta0, init, free),
+                                                      agree_rtol, maxiter)
     pred = law_obj.predict_batch(theta[None, :], data)[0]
     fitted = FittedLaw(
         law_name=law_obj.name, law_options=dict(law_obj.options), pools=pools,
@@ -413,6 +219,59 @@ def fit(
         fitted = run_bootstrap(fitted, obs, n_boot=bootstrap, seed=seed, maxiter=maxiter)
     fitted.seconds = time.perf_counter() - t0
     return fitted
+
+
+def _check_fit_options(observations: Observations, grid: str, delta: float, max_starts: int) -> None:
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
+    if not delta > 0:
+        raise ValueError("delta must be positive")
+    if max_starts < 1:
+        raise ValueError("max_starts must be at least 1")
+    if len(observations) == 0:
+        raise ValueError(f"{observations.source}: no observations to fit")
+    observations.check_for_laws()
+    if np.isnan(observations.value).any():
+        raise ValueError(f"{observations.source}: every observation needs a measured value to be fitted")
+
+
+def _internal_starts(specs: list[ParamSpec], theta: np.ndarray, values: Mapping[str, float],
+                     mask: np.ndarray) -> list[np.ndarray]:
+    """The user's start (`init`) in internal coordinates of the parameters in `mask`; others from `theta`."""
+    if not values:
+        return []
+    z = [float(np.clip(s.to_internal(values.get(s.name, t)), *s.internal_bounds()))
+         for s, t, f in zip(specs, theta, mask) if f]
+    return [np.array(z)]
+
+
+def _fit_base_first(law_obj: Law, specs: list[ParamSpec], obs: Observations, theta0: np.ndarray, free: np.ndarray,
+                    init: Mapping[str, float], delta: float, grid: str, max_starts: int, agree_rtol: float,
+                    maxiter: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stage one of a two-stage fit: base parameters on rows without repetition (repetition switched off).
+
+    Returns the start values with the fitted base parameters in place, and the parameters left free
+    for stage two (the repetition ones).
+    """
+    pools = tuple(obs.pools)
+    rep = np.array([s.repetition for s in specs])
+    no_rep = np.all(obs.epochs <= 1 + 1e-9, axis=1)
+    stage1_free = free & ~rep
+    if no_rep.sum() <= stage1_free.sum():
+        raise ValueError(f"{obs.source}: two-stage fit needs more rows without repetition than base parameters "
+                         f"({int(no_rep.sum())} rows for {int(stage1_free.sum())} parameters)")
+    t1 = theta0.copy()
+    for j, s in enumerate(specs):
+        if rep[j] and free[j]:
+            t1[j] = s.neutral if s.neutral is not None else t1[j]
+    sub = obs.subset(no_rep)
+    theta1, _, _, _, _ = _optimise(law_obj, specs, LawData.from_observations(sub, pools), sub.value, t1,
+                                   stage1_free, delta, grid, max_starts, _internal_starts(specs, theta0, init, stage1_free),
+                                   agree_rtol, maxiter)
+    free = free & rep
+    if free.sum() == 0:
+        raise ValueError("two-stage fit: every repetition parameter is fixed")
+    return np.where(stage1_free, theta1, theta0), free
 
 
 def _drop_early(obs: Observations, frac: float) -> Observations:

@@ -1,6 +1,8 @@
-"""Pilot runs on mixtures as a wide table: one weight column per pool, one or more value columns.
+"""Pilot runs on mixtures as the OT mixer sees them: one weight column per pool, named value columns.
 
-File format (CSV with a header):
+`MixtureObservations` is a view of the one observation table (`thresher.mixtures.observations`):
+`Observations.mixture_view()` gives it for runs already loaded, and `read_mixture_csv` loads
+the mixer's wide CSV through the same reader and builder. File format (CSV with a header):
 
     run,weight_web,weight_books,weight_code,size,seed,accuracy,loss
     r1,0.5,0.3,0.2,1000,0,0.81,0.62
@@ -18,13 +20,16 @@ join="index", weight_prefix="train_the_pile_")`` (or simply ``read_regmix(dir, "
 """
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
+import pyarrow as pa
+
+from thresher.mixtures.observation_files import ObservationError, read_table, write_csv_rows
+from thresher.mixtures.observations import Observations, observations_from_table
 
 DEFAULT_WEIGHT_PREFIX = "weight_"
 SIZE_COLUMN = "size"
@@ -41,6 +46,7 @@ class MixtureObservations:
     sizes: np.ndarray | None = None
     ids: list[str] | None = None
     seeds: np.ndarray | None = None
+    observations: Observations | None = field(default=None, repr=False, compare=False)  # the table this views
 
     def __post_init__(self) -> None:
         self.weights = np.atleast_2d(np.asarray(self.weights, dtype=np.float64))
@@ -88,41 +94,84 @@ class MixtureObservations:
             sizes=None if self.sizes is None else self.sizes[idx],
             ids=[self.ids[i] for i in idx],
             seeds=None if self.seeds is None else self.seeds[idx],
+            observations=None if self.observations is None else self.observations.subset(idx),
         )
 
+    @classmethod
+    def from_observations(cls, obs: Observations,
+                          values: str | Sequence[str] | Mapping[str, np.ndarray] | None = None) -> "MixtureObservations":
+        """The mixer's view of the observation table (see `Observations.mixture_view`).
 
-def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
+        values: names of columns of `obs.table` (the name "value", when no column has it, is the
+        measured value), or arrays already read; default the measured value as "value".
+        """
+        if values is None:
+            values = ["value"]
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, Mapping):
+            values = {name: _value_column(obs, name) for name in values}
+        seeds = None
+        if obs.table is not None and "seed" in obs.table.column_names:
+            seeds = _finite(obs.table, "seed", obs.source, np.arange(len(obs)) + 2)
+        return cls(pools=list(obs.pools), weights=obs.weights, values=dict(values),
+                   sizes=None if np.isnan(obs.seen).all() else obs.seen, ids=[str(r) for r in obs.run], seeds=seeds,
+                   observations=obs)
+
+
+def _value_column(obs: Observations, name: str) -> np.ndarray:
+    if obs.table is not None and name in obs.table.column_names:
+        return _finite(obs.table, name, obs.source, np.arange(len(obs)) + 2)
+    if name == "value" and not np.isnan(obs.value).all():
+        return obs.value
+    have = ", ".join(obs.table.column_names) if obs.table is not None else "the measured value"
+    raise ObservationError(f"{obs.source}: no value column {name!r} (columns: {have})")
+
+
+def _finite(table: pa.Table, name: str, source: str, lines: np.ndarray) -> np.ndarray:
+    """A column as finite floats; a bad cell is named by file, line and column."""
+    values = table.column(name).to_pylist()
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
         try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise ValueError(f"{path}: empty file, expected a header row") from None
-        if len(set(header)) != len(header):
-            dup = sorted({h for h in header if header.count(h) > 1})
-            raise ValueError(f"{path}: duplicate column names {dup}")
-        rows = []
-        for line_no, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise ValueError(f"{path}, line {line_no}: {len(row)} fields, header has {len(header)}")
-            rows.append(row)
-    if not rows:
-        raise ValueError(f"{path}: no data rows")
-    return header, rows
+            x = float("" if v is None else v)
+        except (TypeError, ValueError):
+            raise ObservationError(f"{source}, line {lines[i]}, column {name!r}: {'' if v is None else v!r} is not a "
+                                   f"number") from None
+        if not math.isfinite(x):
+            raise ObservationError(f"{source}, line {lines[i]}, column {name!r}: {v!r} is not finite")
+        out[i] = x
+    return out
 
 
-def _number(path: Path, line: int, column: str, text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise ValueError(f"{path}, line {line}, column {column!r}: {text!r} is not a number") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{path}, line {line}, column {column!r}: {text!r} is not finite")
-    return x
+def _joined_rows(table: pa.Table, values: pa.Table, join: str, path: Path, vpath: Path) -> np.ndarray:
+    """For each row of `table`, the row of `values` with the same `join` key."""
+    if join not in table.column_names or join not in values.column_names:
+        raise ObservationError(f"join column {join!r} must be in both {path} and {vpath}")
+    by_key: dict[str, int] = {}
+    for i, key in enumerate(str(k).strip() for k in values.column(join).cast(pa.string()).to_pylist()):
+        if key in by_key:
+            raise ObservationError(f"{vpath}, line {i + 2}: duplicate {join} {key!r}")
+        by_key[key] = i
+    order = []
+    for i, key in enumerate(str(k).strip() for k in table.column(join).cast(pa.string()).to_pylist()):
+        if key not in by_key:
+            raise ObservationError(f"{path}, line {i + 2}: {join} {key!r} has no row in {vpath}")
+        order.append(by_key[key])
+    return np.asarray(order, dtype=np.int64)
+
+
+def _weight_columns(header: list[str], path: Path, prefix: str, given: Sequence[str] | None) -> dict[str, str]:
+    """Pool name -> weight column: columns starting with `prefix`, or the columns given (named as themselves)."""
+    if given is None:
+        found = {h[len(prefix):]: h for h in header if h.startswith(prefix)}
+        if not found:
+            raise ObservationError(f"{path}: no weight columns (names starting with {prefix!r}); set weight_prefix")
+        return found
+    missing = [c for c in given if c not in header]
+    if missing:
+        raise ObservationError(f"{path}: weight columns {missing} not in header {header}")
+    return {c: c for c in given}
 
 
 def read_mixture_csv(
@@ -139,79 +188,50 @@ def read_mixture_csv(
     """Load a wide mixture table (see the module docstring); errors name the file and line.
 
     With `values_path`, value columns come from a second file whose rows match the first
-    on the `join` column (e.g. RegMix's `index`).
+    on the `join` column (e.g. RegMix's `index`). The runs load through the observation
+    table's one reader and builder; the result is its mixer view.
     """
     path = Path(path)
-    header, rows = _read_rows(path)
-    if weight_columns is None:
-        weight_columns = [h for h in header if h.startswith(weight_prefix)]
-        pools = [h[len(weight_prefix):] for h in weight_columns]
-        if not weight_columns:
-            raise ValueError(f"{path}: no weight columns (names starting with {weight_prefix!r}); set weight_prefix")
-    else:
-        missing = [c for c in weight_columns if c not in header]
-        if missing:
-            raise ValueError(f"{path}: weight columns {missing} not in header {header}")
-        pools = list(weight_columns)
-    col = {h: i for i, h in enumerate(header)}
-    w = np.array(
-        [[_number(path, ln, c, r[col[c]]) for c in weight_columns] for ln, r in enumerate(rows, start=2)]
-    )
-    for ln, row in enumerate(w, start=2):
-        if (row < 0).any():
-            raise ValueError(f"{path}, line {ln}: negative mixture weight")
-        if abs(row.sum() - 1.0) > sum_tolerance:
-            raise ValueError(f"{path}, line {ln}: weights sum to {row.sum():.6g}, expected 1 (tolerance {sum_tolerance})")
-    w = w / w.sum(axis=1, keepdims=True)
-
-    sizes = None
-    if size_column and size_column in col:
-        sizes = np.array([_number(path, ln, size_column, r[col[size_column]]) for ln, r in enumerate(rows, start=2)])
-        bad = np.flatnonzero(sizes <= 0)
-        if bad.size:
-            raise ValueError(f"{path}, line {bad[0] + 2}: size must be positive")
-    seeds = None
-    if "seed" in col:
-        seeds = np.array([_number(path, ln, "seed", r[col["seed"]]) for ln, r in enumerate(rows, start=2)])
-    id_col = next((c for c in ("run", "run_id", "index") if c in col), None)
-    ids = [r[col[id_col]].strip() for r in rows] if id_col else [str(i) for i in range(len(rows))]
-
-    reserved = set(weight_columns) | {size_column} | set(BOOKKEEPING)
+    table = read_table(path)
+    header = table.column_names
+    weights = _weight_columns(header, path, weight_prefix, weight_columns)
+    pools = list(weights)
+    mapping = {f"weight.{p}": c for p, c in weights.items()}
+    if size_column and size_column in header:
+        mapping["seen"] = size_column
+    id_col = next((c for c in ("run", "run_id", "index") if c in header), None)
+    if id_col:
+        mapping["run"] = id_col
+    obs = observations_from_table(table, mapping, source=str(path), require_value=False, require_sizes=False,
+                                  weight_sum_tolerance=sum_tolerance)
+    reserved = set(weights.values()) | {size_column} | set(BOOKKEEPING)
     if values_path is not None:
         if not join:
-            raise ValueError("values_path needs join=<key column>")
+            raise ObservationError("values_path needs join=<key column>")
         vpath = Path(values_path)
-        vheader, vrows = _read_rows(vpath)
-        if join not in col or join not in vheader:
-            raise ValueError(f"join column {join!r} must be in both {path} and {vpath}")
-        vcol = {h: i for i, h in enumerate(vheader)}
-        by_key: dict[str, int] = {}
-        for ln, r in enumerate(vrows, start=2):
-            key = r[vcol[join]].strip()
-            if key in by_key:
-                raise ValueError(f"{vpath}, line {ln}: duplicate {join} {key!r}")
-            by_key[key] = ln - 2
-        order = []
-        for ln, r in enumerate(rows, start=2):
-            key = r[col[join]].strip()
-            if key not in by_key:
-                raise ValueError(f"{path}, line {ln}: {join} {key!r} has no row in {vpath}")
-            order.append(by_key[key])
-        src_path, src_header, src_rows = vpath, vheader, [vrows[i] for i in order]
-        line_of = [i + 2 for i in order]
+        vtable = read_table(vpath)
+        rows = _joined_rows(table, vtable, join, path, vpath)
+        src, src_table, lines = vpath, vtable.take(pa.array(rows)), rows + 2
     else:
-        src_path, src_header, src_rows = path, header, rows
-        line_of = list(range(2, len(rows) + 2))
-    scol = {h: i for i, h in enumerate(src_header)}
+        src, src_table, lines = path, table, np.arange(table.num_rows) + 2
     if value_columns is None:
-        value_columns = [h for h in src_header if h not in reserved and h != join]
-    missing = [c for c in value_columns if c not in scol]
+        value_columns = [h for h in src_table.column_names if h not in reserved and h != join]
+    missing = [c for c in value_columns if c not in src_table.column_names]
     if missing:
-        raise ValueError(f"{src_path}: value columns {missing} not in header")
-    values = {
-        c: np.array([_number(src_path, ln, c, r[scol[c]]) for ln, r in zip(line_of, src_rows)]) for c in value_columns
-    }
-    return MixtureObservations(pools=pools, weights=w, values=values, sizes=sizes, ids=ids, seeds=seeds)
+        raise ObservationError(f"{src}: value columns {missing} not in header")
+    values = {c: _finite(src_table, c, str(src), lines) for c in value_columns}
+    view = MixtureObservations.from_observations(obs, values)
+    if list(obs.pools) != pools:  # the builder orders pools by name; the mixer keeps the file's order
+        view = _in_order(view, pools)
+    if not id_col:
+        view.ids = [str(i) for i in range(len(view))]
+    return view
+
+
+def _in_order(view: MixtureObservations, pools: list[str]) -> MixtureObservations:
+    idx = [view.pools.index(p) for p in pools]
+    return MixtureObservations(pools=pools, weights=view.weights[:, idx], values=view.values, sizes=view.sizes,
+                               ids=view.ids, seeds=view.seeds, observations=view.observations)
 
 
 REGMIX_PREFIX = "train_the_pile_"
@@ -236,8 +256,7 @@ def read_regmix(directory: str | Path, split: str = "train", scale: str = "1m") 
 
 
 def write_mixture_csv(obs: MixtureObservations, path: str | Path, extra: dict[str, np.ndarray] | None = None) -> Path:
-    """Write observations (plus extra columns such as `predicted`) in the wide format."""
-    path = Path(path)
+    """Write observations (plus extra columns such as `predicted`) in the wide format, atomically."""
     cols: dict[str, list] = {"run": list(obs.ids)}
     for k, name in enumerate(obs.pools):
         cols[DEFAULT_WEIGHT_PREFIX + name] = [repr(float(x)) for x in obs.weights[:, k]]
@@ -247,10 +266,4 @@ def write_mixture_csv(obs: MixtureObservations, path: str | Path, extra: dict[st
         cols["seed"] = [repr(float(x)) for x in obs.seeds]
     for name, v in {**obs.values, **(extra or {})}.items():
         cols[name] = [repr(float(x)) for x in np.asarray(v)]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(list(cols))
-        writer.writerows(zip(*cols.values()))
-    tmp.replace(path)
-    return path
+    return write_csv_rows(list(cols), list(zip(*cols.values())), path)

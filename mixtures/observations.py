@@ -4,38 +4,39 @@ Every law, fit and plan in `mixtures` consumes this one table, so a pilot-run lo
 trainer only has to be mapped onto it once. A row holds the pool weights of the run's mixture,
 the unique size of every pool, how much was seen (tokens or samples), the model size when
 known, the measured value (loss or error) and whether the row is the run's final measurement.
+
+The OT mixer reads the same runs through `Observations.mixture_view()` (its wide table is a
+view of this one), and both CLI layouts load through `observations_from_table`: the mapped
+table of `thresher fit` (`load_observations`) and the `weight_` table of `thresher mix fit`
+(`thresher.mixtures.mixture_observations.read_mixture_csv`). A mixer's table may leave the
+unique sizes or `seen` unknown (all NaN); a law asks for them (`check_for_laws`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-from thresher.metrics.errors import InputError
+
+from thresher.mixtures.observation_files import (  # noqa: F401  (PRESETS, parse_columns, read_table re-exported)
+    PRESETS,
+    SCALAR_KEYS,
+    ObservationError,
+    column,
+    parse_columns,
+    read_table,
+    rows_where,
+)
+
+if TYPE_CHECKING:
+    from thresher.mixtures.mixture_observations import MixtureObservations
 
 DEFAULT_POOL = "all"
 UNITS = ("tokens", "samples")
 
-# Column mappings for the third-party files we validate against; `--columns NAME` accepts these.
-PRESETS: dict[str, str] = {
-    # datablations_final_losses.csv: one final C4 validation loss per run.
-    "datablations-final": "run=run,params=params,seen=tokens,unique=unique_tokens,value=val_loss",
-    # datablations_loss_curves_c4.csv: checkpoints of 24 IsoFLOP runs; a run is (params, epochs).
-    "datablations-curves": (
-        "run=dataset+params+epochs,pool=dataset,params=params,seen=tokens_seen,"
-        "unique=unique_tokens,value=val_loss"
-    ),
-}
-
-_SCALAR_KEYS = ("run", "pool", "seen", "unique", "params", "value", "final", "seed")
 _REQUIRED_KEYS = ("seen", "value")
-
-
-class ObservationError(InputError):
-    """Bad observation input; the message names the file and row."""
 
 
 @dataclass(frozen=True)
@@ -152,13 +153,32 @@ class Observations:
         return Observations(run=self.run, pools=tuple(pools), weights=w, unique=u, seen=self.seen, value=self.value,
                             params=self.params, final=self.final, unit=self.unit, source=self.source, table=self.table)
 
+    def check_for_laws(self) -> None:
+        """A law needs how much each run saw and every used pool's unique size; a mixer's table may lack them."""
+        missing = [what for what, unknown in (("`seen`", np.isnan(self.seen).any()),
+                                              ("unique sizes", np.isnan(self.unique[self.weights > 0]).any()))
+                   if unknown]
+        if missing:
+            raise ObservationError(f"{self.source}: a utility law needs {' and '.join(missing)} for every run; map "
+                                   f"seen=COLUMN and unique=COLUMN (or unique.POOL per pool)")
+
+    def mixture_view(self, values: str | Sequence[str] | None = None) -> MixtureObservations:
+        """The same runs as the OT mixer's wide table: weights, sizes (`seen`), ids and value columns.
+
+        values: columns of the source table to carry as the mixer's values; default the measured
+        `value` (under the name "value"). The rows are shared, not copied.
+        """
+        from thresher.mixtures.mixture_observations import MixtureObservations
+
+        return MixtureObservations.from_observations(self, values)
+
 
 def _validate(obs: Observations) -> None:
     def fail(rows: np.ndarray, what: str) -> None:
         i = int(np.flatnonzero(rows)[0])
         raise ObservationError(f"{obs.source}: row {i + 1} (run {obs.run[i]!s}): {what}")
 
-    if not np.all(np.isfinite(obs.seen) & (obs.seen > 0)):
+    if not np.isnan(obs.seen).all() and not np.all(np.isfinite(obs.seen) & (obs.seen > 0)):  # all NaN: not known
         fail(~(np.isfinite(obs.seen) & (obs.seen > 0)), "`seen` must be a positive number")
     bad = ~np.isnan(obs.value) & ~(np.isfinite(obs.value) & (obs.value > 0))
     if bad.any():
@@ -171,73 +191,8 @@ def _validate(obs: Observations) -> None:
         fail(bad, "pool weights must be non-negative with a positive sum")
     active = obs.weights > 0
     bad = np.any(active & ~(np.isfinite(obs.unique) & (obs.unique > 0)), axis=1)
-    if bad.any():
+    if bad.any() and not np.isnan(obs.unique).all():  # all NaN: a mixer's table, sizes not known
         fail(bad, "every pool with a positive weight needs a positive unique size")
-
-
-def parse_columns(spec: str | Mapping[str, str] | None) -> dict[str, str]:
-    """`key=column,...` (or a preset name) -> {canonical key: column expression}."""
-    if spec is None:
-        return {}
-    if isinstance(spec, Mapping):
-        return dict(spec)
-    spec = PRESETS.get(spec.strip(), spec)
-    out: dict[str, str] = {}
-    for part in filter(None, (s.strip() for s in spec.split(","))):
-        key, sep, col = part.partition("=")
-        key, col = key.strip(), col.strip()
-        if not sep or not key or not col:
-            raise ObservationError(f"column mapping {part!r}: expected KEY=COLUMN (keys: {', '.join(_SCALAR_KEYS)}, weight.POOL, unique.POOL)")
-        if key not in _SCALAR_KEYS and not key.startswith(("weight.", "unique.")):
-            raise ObservationError(f"column mapping {part!r}: unknown key {key!r} (keys: {', '.join(_SCALAR_KEYS)}, weight.POOL, unique.POOL)")
-        out[key] = col
-    return out
-
-
-def read_table(path: str | Path) -> pa.Table:
-    """CSV or Parquet (by extension) as an Arrow table."""
-    path = Path(path)
-    if not path.exists():
-        raise ObservationError(f"{path}: no such file")
-    suffix = "".join(path.suffixes[-2:]).lower()
-    try:
-        if suffix.endswith((".parquet", ".pq")):
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path)
-        import pyarrow.csv as pcsv
-
-        return pcsv.read_csv(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ObservationError(f"{path}: cannot read as {'Parquet' if 'parquet' in suffix else 'CSV'}: {exc}") from exc
-
-
-def _column(table: pa.Table, expr: str, source: str, numeric: bool) -> np.ndarray:
-    names = [c.strip() for c in expr.split("+")]
-    for c in names:
-        if c not in table.column_names:
-            raise ObservationError(f"{source}: no column {c!r} (columns: {', '.join(table.column_names)})")
-    if not numeric:
-        parts = [np.asarray(table.column(c).cast(pa.string()).to_pylist(), dtype=object) for c in names]
-        out = parts[0]
-        for p in parts[1:]:
-            out = np.char.add(np.char.add(out.astype(str), "/"), p.astype(str)).astype(object)
-        return out
-    if len(names) != 1:
-        raise ObservationError(f"{source}: only the run id may join columns with '+', got {expr!r}")
-    col = table.column(names[0])
-    if pa.types.is_boolean(col.type):
-        return np.asarray(col.to_pylist(), dtype=np.float64)
-    try:
-        return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        values = col.to_pylist()
-        for i, v in enumerate(values):
-            try:
-                float(v)
-            except (TypeError, ValueError):
-                raise ObservationError(f"{source}: row {i + 1}, column {names[0]!r}: {v!r} is not a number") from None
-        raise
 
 
 def load_observations(
@@ -260,74 +215,116 @@ def load_observations(
     column equals the given value. With `require_value=False` a table without a value column
     loads with NaN values (for prediction).
     """
-    path = Path(path)
-    source = str(path)
+    source = str(Path(path))
     table = read_table(path)
     mapping = parse_columns(columns)
-    for key in _SCALAR_KEYS:
+    for key in SCALAR_KEYS:
         if key not in mapping and key in table.column_names:
             mapping[key] = key
     if where:
-        mask = np.ones(table.num_rows, bool)
-        for col, want in where.items():
-            if col not in table.column_names:
-                raise ObservationError(f"{source}: filter column {col!r} not found (columns: {', '.join(table.column_names)})")
-            got = np.asarray(table.column(col).cast(pa.string()).to_pylist(), dtype=object)
-            mask &= got == str(want)
-        table = table.filter(pa.array(mask))
+        table = rows_where(table, where, source)
+    return observations_from_table(table, mapping, source=source, pool=pool, unit=unit, require_value=require_value)
+
+
+def observations_from_table(
+    table: pa.Table,
+    mapping: Mapping[str, str],
+    *,
+    source: str,
+    pool: str | None = None,
+    unit: str = "tokens",
+    require_value: bool = True,
+    require_sizes: bool = True,
+    weight_sum_tolerance: float | None = None,
+) -> Observations:
+    """The observation table from a file's table and an explicit column mapping (no defaults).
+
+    require_sizes: `seen` and the unique sizes must be mapped (a law's table); without it they
+    are NaN when absent (a mixer's table). weight_sum_tolerance: each row's weights must
+    already sum to 1 within it (the mixer's table; they are still renormalised).
+    """
     n = table.num_rows
     if n == 0:
         raise ObservationError(f"{source}: no rows to load")
     for key in _REQUIRED_KEYS:
-        if key not in mapping and (key != "value" or require_value):
+        if key not in mapping and ((key == "seen" and require_sizes) or (key == "value" and require_value)):
             raise ObservationError(f"{source}: no column for {key!r}; pass a mapping such as --columns seen=tokens,value=val_loss")
-
-    mix_pools = sorted({k.split(".", 1)[1] for k in mapping if k.startswith("weight.")})
-    if mix_pools:
-        pools = tuple(mix_pools)
-        weights = np.column_stack([_column(table, mapping[f"weight.{p}"], source, True) for p in pools])
-        uniq = []
-        for p in pools:
-            key = f"unique.{p}"
-            if key not in mapping:
-                raise ObservationError(f"{source}: mixture pool {p!r} has weight.{p} but no unique.{p} column")
-            uniq.append(_column(table, mapping[key], source, True))
-        unique = np.column_stack(uniq)
-        sums = weights.sum(axis=1, keepdims=True)
-        weights = np.divide(weights, sums, out=np.zeros_like(weights), where=sums > 0)
+    if any(k.startswith("weight.") for k in mapping):
+        pools, weights, unique = _mixture_columns(table, mapping, source, require_sizes, weight_sum_tolerance)
     else:
-        if "unique" not in mapping:
-            raise ObservationError(f"{source}: no column for 'unique' (unique size of the pool); map it with --columns unique=COLUMN")
-        unique_1 = _column(table, mapping["unique"], source, True)
-        if "pool" in mapping:
-            labels = _column(table, mapping["pool"], source, False).astype(str)
-            pools = tuple(sorted({str(x) for x in labels}))
-            idx = np.searchsorted(np.asarray(pools), labels)
-        else:
-            pools = (pool or DEFAULT_POOL,)
-            idx = np.zeros(n, dtype=np.int64)
-        weights = np.zeros((n, len(pools)))
-        weights[np.arange(n), idx] = 1.0
-        unique = np.ones((n, len(pools)))
-        unique[np.arange(n), idx] = unique_1
+        pools, weights, unique = _pool_columns(table, mapping, source, pool)
 
-    seen = _column(table, mapping["seen"], source, True)
-    value = _column(table, mapping["value"], source, True) if "value" in mapping else np.full(n, np.nan)
-    params = _column(table, mapping["params"], source, True) if "params" in mapping else np.full(n, np.nan)
-    run = _column(table, mapping["run"], source, False).astype(str).astype(object) if "run" in mapping else np.array([f"row{i + 1}" for i in range(n)], dtype=object)
+    def numbers(key: str) -> np.ndarray:
+        return column(table, mapping[key], source, True) if key in mapping else np.full(n, np.nan)
+
+    seen, value, params = numbers("seen"), numbers("value"), numbers("params")
+    run = column(table, mapping["run"], source, False).astype(str).astype(object) if "run" in mapping else np.array([f"row{i + 1}" for i in range(n)], dtype=object)
     if "seed" in mapping and "run" not in mapping:
-        run = _column(table, mapping["seed"], source, False)
-    if "final" in mapping:
-        final = _column(table, mapping["final"], source, True) > 0
-    else:
-        # The last measurement of each run is its final one.
-        final = np.zeros(n, bool)
-        order = np.lexsort((seen, run.astype(str)))
-        run_sorted = run.astype(str)[order]
-        last = np.r_[run_sorted[1:] != run_sorted[:-1], True]
-        final[order[last]] = True
+        run = column(table, mapping["seed"], source, False)
+    final = column(table, mapping["final"], source, True) > 0 if "final" in mapping else _last_of_each_run(run, seen)
     if "value" in mapping and np.isnan(value).any():
         i = int(np.flatnonzero(np.isnan(value))[0])
         raise ObservationError(f"{source}: row {i + 1} (line {i + 2}): missing value in column {mapping['value']!r}")
     return Observations(run=run, pools=pools, weights=weights, unique=unique, seen=seen, value=value, params=params,
                         final=final, unit=unit, source=source, table=table)
+
+
+def _mixture_columns(table: pa.Table, mapping: Mapping[str, str], source: str, require_sizes: bool,
+                     tolerance: float | None) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Pools, weights and unique sizes of a table with a weight column per pool."""
+    pools = tuple(sorted({k.split(".", 1)[1] for k in mapping if k.startswith("weight.")}))
+    weights = np.column_stack([column(table, mapping[f"weight.{p}"], source, True) for p in pools])
+    if tolerance is not None:
+        _check_weight_sums(weights, tolerance, source)
+    uniq = []
+    for p in pools:
+        key = f"unique.{p}"
+        if key in mapping:
+            uniq.append(column(table, mapping[key], source, True))
+        elif require_sizes:
+            raise ObservationError(f"{source}: mixture pool {p!r} has weight.{p} but no unique.{p} column")
+        else:
+            uniq.append(np.full(table.num_rows, np.nan))
+    sums = weights.sum(axis=1, keepdims=True)
+    return pools, np.divide(weights, sums, out=np.zeros_like(weights), where=sums > 0), np.column_stack(uniq)
+
+
+def _check_weight_sums(weights: np.ndarray, tolerance: float, source: str) -> None:
+    """Each row a mixture already: non-negative weights summing to 1 (within `tolerance`)."""
+    for i, row in enumerate(weights):
+        if (row < 0).any():
+            raise ObservationError(f"{source}, line {i + 2}: negative mixture weight")
+        if abs(row.sum() - 1.0) > tolerance:
+            raise ObservationError(f"{source}, line {i + 2}: weights sum to {row.sum():.6g}, expected 1 "
+                                   f"(tolerance {tolerance})")
+
+
+def _pool_columns(table: pa.Table, mapping: Mapping[str, str], source: str,
+                  pool: str | None) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Pools, one-hot weights and unique sizes of a table with one pool per row (a pool column, or one pool)."""
+    n = table.num_rows
+    if "unique" not in mapping:
+        raise ObservationError(f"{source}: no column for 'unique' (unique size of the pool); map it with --columns unique=COLUMN")
+    unique_1 = column(table, mapping["unique"], source, True)
+    if "pool" in mapping:
+        labels = column(table, mapping["pool"], source, False).astype(str)
+        pools = tuple(sorted({str(x) for x in labels}))
+        idx = np.searchsorted(np.asarray(pools), labels)
+    else:
+        pools = (pool or DEFAULT_POOL,)
+        idx = np.zeros(n, dtype=np.int64)
+    weights = np.zeros((n, len(pools)))
+    weights[np.arange(n), idx] = 1.0
+    unique = np.ones((n, len(pools)))
+    unique[np.arange(n), idx] = unique_1
+    return pools, weights, unique
+
+
+def _last_of_each_run(run: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """True on each run's last measurement (largest `seen`): the final flag when the table has none."""
+    final = np.zeros(len(run), bool)
+    order = np.lexsort((seen, run.astype(str)))
+    run_sorted = run.astype(str)[order]
+    last = np.r_[run_sorted[1:] != run_sorted[:-1], True]
+    final[order[last]] = True
+    return final

@@ -24,17 +24,19 @@ Models save to JSON (never pickle).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from thresher.mixtures import performance_file
+from thresher.mixtures.performance_bootstrap import bootstrap, min_rows, mixture_misfit, size_table
 from thresher.mixtures.mixture_observations import MixtureObservations
-from thresher.mixtures.performance_forms import FORMS, OT_FORMS, form_from_dict, make_form, refit_like
-from thresher.mixtures.size_laws import ALPHA_GRID, check_prior, fit_size_exponent, observed_means, size_weights
+from thresher.mixtures.observations import Observations
+from thresher.mixtures.performance_forms import FORMS, OT_FORMS, make_form
+from thresher.mixtures.size_laws import check_prior, fit_size_exponent, size_weights
 
-FORMAT = "thresher.performance_model"
+FORMAT = performance_file.FORMAT
 SIZE_LAWS = ("auto", "log", "power", "none")
 INTERVAL_KINDS = ("mean", "mixture")
 GOALS = ("min", "max")
@@ -48,9 +50,18 @@ class OTFunction(Protocol):
     def value_and_grad(self, p: np.ndarray) -> tuple[float, np.ndarray]: ...
 
 
-def _min_rows(form: str, pools: int) -> int:
-    """Fewest rows per size a form can be fitted on."""
-    return {"gbm": 4, "mixing_law": pools + 2, "mixing_law_log": 2 * pools + 2}.get(form, 3)
+def _fit_inputs(obs: Observations | MixtureObservations | np.ndarray, y: np.ndarray | str | None,
+                sizes: np.ndarray | None, pools: list[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                                                                           list[str] | None]:
+    """(weights, values, sizes, pools) from what `PerformanceModel.fit` was given."""
+    if isinstance(obs, Observations):
+        obs = obs.mixture_view(y if isinstance(y, str) else None)
+    if isinstance(obs, MixtureObservations):
+        values = y if isinstance(y, np.ndarray) else obs.value(y)
+        return obs.weights, values, obs.sizes if sizes is None else sizes, list(obs.pools)
+    if y is None or isinstance(y, str):
+        raise ValueError("fit(weights, y): y must be an array of values")
+    return obs, y, sizes, pools
 
 
 class PerformanceModel:
@@ -176,24 +187,19 @@ class PerformanceModel:
     # ---- fitting ---------------------------------------------------------------------
     def fit(
         self,
-        obs: MixtureObservations | np.ndarray,
+        obs: Observations | MixtureObservations | np.ndarray,
         y: np.ndarray | str | None = None,
         *,
         sizes: np.ndarray | None = None,
         ot_values: np.ndarray | None = None,
         pools: list[str] | None = None,
     ) -> "PerformanceModel":
-        """Fit on observations (`fit(obs, "accuracy")`) or arrays (`fit(weights, y, sizes=...)`)."""
-        if isinstance(obs, MixtureObservations):
-            weights = obs.weights
-            values = y if isinstance(y, np.ndarray) else obs.value(y)
-            sizes = obs.sizes if sizes is None else sizes
-            pools = list(obs.pools)
-        else:
-            weights = obs
-            if y is None or isinstance(y, str):
-                raise ValueError("fit(weights, y): y must be an array of values")
-            values = y
+        """Fit on observations (`fit(obs, "accuracy")`) or arrays (`fit(weights, y, sizes=...)`).
+
+        obs may be the observation table itself (its `mixture_view`): the runs a law is fitted
+        on feed the mixer too, with `seen` as the training size.
+        """
+        weights, values, sizes, pools = _fit_inputs(obs, y, sizes, pools)
         p = self._check_weights(weights)
         m = p.shape[1]
         if m < 2:
@@ -214,30 +220,20 @@ class PerformanceModel:
                 raise ValueError("sizes must be one positive number per row")
             self.sizes_, groups = np.unique(sz, return_inverse=True)
         S = max(1, self.sizes_.size)
-        law = self.size_law
-        if S == 1:
-            law = "none"
-        elif law == "auto":
-            law = "log" if S == 2 and self.size_prior is None else "power"
-        elif law == "none":
-            raise ValueError(f"size_law='none' but the observations have {S} sizes")
-        elif law == "power" and S < 3 and self.size_prior is None:
-            raise ValueError("size_law='power' needs three or more pilot sizes, or a size prior")
-        if self.size_prior is not None and S == 1:
-            raise ValueError("a size prior needs pilot runs at two or more sizes")
+        law = self._size_law_for(S)
         self.law_ = law
-        min_rows = _min_rows(self.form, m)
+        fewest = min_rows(self.form, m)
         self.stage1_ = []
         for s in range(S):
             rows = groups == s
-            if rows.sum() < min_rows:
+            if rows.sum() < fewest:
                 what = f"size {self.sizes_[s]:g}" if self.sizes_.size else "the data"
-                raise ValueError(f"{what} has {int(rows.sum())} rows; form {self.form!r} needs at least {min_rows}")
+                raise ValueError(f"{what} has {int(rows.sum())} rows; form {self.form!r} needs at least {fewest}")
             est = make_form(self.form, alpha=self.alpha, seed=self.seed, gbm_params=self.gbm_params)
             self.stage1_.append(est.fit(p[rows], o[rows], yv[rows]))
         self._train = {"weights": p, "values": yv, "ot": o, "groups": groups}
         if law == "power":
-            table = self._size_table(self.stage1_, np.arange(p.shape[0]))
+            table = size_table(self, self.stage1_, np.arange(p.shape[0]))
             if self.size_prior is not None and S > 2 and not table.shape[0]:
                 raise ValueError(
                     f"a size prior is weighed against the means of mixtures run at every pilot size; no mixture "
@@ -249,74 +245,23 @@ class PerformanceModel:
         self.misfit_ = np.zeros(0)  # computed on the first kind="mixture" interval
         self.boot_, self.boot_alpha_ = None, []
         if self.n_boot and self.form != "gbm":
-            self.boot_, self.boot_alpha_ = self._bootstrap(self.n_boot)
+            self.boot_, self.boot_alpha_ = bootstrap(self, self.n_boot)
         return self
 
-    def _size_table(self, models: list, rows: np.ndarray) -> np.ndarray:
-        """(mixtures, sizes) table the size exponent is fitted to, for training rows `rows`.
-
-        Without a prior: the stage-1 predictions at those rows. With one, the evidence must be
-        independent observations, so it is the mixtures' own means and `models` is unused:
-        smoothed predictions would overstate how much the pilots know.
-        """
-        t = self._train
-        if self.size_prior is None:
-            p, o = t["weights"][rows], t["ot"][rows]
-            return np.column_stack([est.predict(p, o) for est in models])
-        return observed_means(t["weights"][rows], t["values"][rows], t["groups"][rows], len(self.stage1_))
-
-    def _mixture_misfit(self, folds: int = 5) -> np.ndarray:
-        """Out-of-fold residual of each pilot mixture at the largest size, seeds averaged.
-
-        Folds hold out whole mixtures, so a residual says how far a mixture the form never saw
-        sits off it; in-sample residuals would flatter flexible forms such as gbm.
-        """
-        t = self._train
-        last = np.flatnonzero(t["groups"] == len(self.stage1_) - 1)
-        p, o, y = t["weights"][last], t["ot"][last], t["values"][last]
-        _, mixture = np.unique(p, axis=0, return_inverse=True)
-        mixture = mixture.ravel()
-        count = int(mixture.max()) + 1
-        fold = np.random.default_rng(self.seed + 3).permutation(count) % min(folds, count)
-        est = self.stage1_[-1]
-        pred = est.predict(p, o)
-        for k in range(min(folds, count)):
-            held = fold[mixture] == k
-            if (~held).sum() < _min_rows(self.form, p.shape[1]):
-                continue  # too few pilot rows to refit without this fold: keep in-sample residuals
-            pred[held] = refit_like(est, p[~held], o[~held], y[~held]).predict(p[held], o[held])
-        return np.bincount(mixture, weights=y - pred, minlength=count) / np.bincount(mixture, minlength=count)
-
-    def _bootstrap(self, n_boot: int) -> tuple[list[list], list[float]]:
-        """Replicate stage-1 models and, under the power law, each replicate's own size exponent.
-
-        With a size prior each replicate also draws the prior's mean from the prior (a
-        randomised MAP), so the exponent's spread reflects both the pilots and the prior.
-        """
-        t = self._train
-        rng = np.random.default_rng(self.seed + 1)
-        prior_rng = np.random.default_rng(self.seed + 4)
-        reps: list[list] = []
-        alphas: list[float] = []
-        for _ in range(n_boot):
-            rep, picks = [], []
-            for s, est in enumerate(self.stage1_):
-                idx = np.flatnonzero(t["groups"] == s)
-                pick = rng.choice(idx, size=idx.size, replace=True)
-                picks.append(pick)
-                rep.append(refit_like(est, t["weights"][pick], t["ot"][pick], t["values"][pick]))
-            reps.append(rep)
-            if self.law_ != "power":
-                continue
-            if self.size_prior is None:
-                table, drawn = self._size_table(rep, np.arange(t["weights"].shape[0])), None
-            else:
-                mean, sd = self.size_prior
-                # The drawn mean stays on the exponent grid, as check_prior requires of any prior mean.
-                drawn_mean = float(np.clip(mean + sd * prior_rng.standard_normal(), ALPHA_GRID[0], ALPHA_GRID[-1]))
-                table, drawn = self._size_table(rep, np.concatenate(picks)), (drawn_mean, sd)
-            alphas.append(fit_size_exponent(table, self.sizes_, drawn))
-        return reps, alphas
+    def _size_law_for(self, S: int) -> str:
+        """The size law fitted for S pilot sizes (see `size_law`)."""
+        law = self.size_law
+        if S == 1:
+            law = "none"
+        elif law == "auto":
+            law = "log" if S == 2 and self.size_prior is None else "power"
+        elif law == "none":
+            raise ValueError(f"size_law='none' but the observations have {S} sizes")
+        elif law == "power" and S < 3 and self.size_prior is None:
+            raise ValueError("size_law='power' needs three or more pilot sizes, or a size prior")
+        if self.size_prior is not None and S == 1:
+            raise ValueError("a size prior needs pilot runs at two or more sizes")
+        return law
 
     # ---- prediction ------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -359,7 +304,7 @@ class PerformanceModel:
         mean = self._combine(self.stage1_, pp, o, coef)
         if self.boot_ is None:
             if self.form == "gbm" and self.n_boot:
-                self.boot_, self.boot_alpha_ = self._bootstrap(self.n_boot)
+                self.boot_, self.boot_alpha_ = bootstrap(self, self.n_boot)
             else:
                 return mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan)
         if len(self.boot_alpha_) == len(self.boot_):  # power law: each replicate has its own exponent
@@ -369,7 +314,7 @@ class PerformanceModel:
         reps = np.stack([self._combine(rep, pp, o, c) for rep, c in zip(self.boot_, coefs)])
         if kind == "mixture":
             if not self.misfit_.size:
-                self.misfit_ = self._mixture_misfit()
+                self.misfit_ = mixture_misfit(self)
             rng = np.random.default_rng(self.seed + 2)
             reps = reps + self.misfit_[rng.integers(0, self.misfit_.size, size=reps.shape)]
         lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2], axis=0)
@@ -405,100 +350,29 @@ class PerformanceModel:
         grad = sum(c * est.gradient(pp[0], o, og) for c, est in zip(coef, self.stage1_))
         return value, grad
 
-    # ---- persistence -----------------------------------------------------------------
+    # ---- the model file: JSON, read and written only in `performance_file` -----------------------
     def to_dict(self) -> dict[str, Any]:
         self._check_fitted()
-        t = self._train
-        return {
-            "format": FORMAT,
-            "version": 1,
-            "form": self.form,
-            "goal": self.goal,
-            "pools": self.pools,
-            "size_law": self.size_law,
-            "size_prior": None if self.size_prior is None else list(self.size_prior),
-            "law": self.law_,
-            "sizes": self.sizes_.tolist(),
-            "size_alpha": None if not np.isfinite(self.size_alpha_) else self.size_alpha_,
-            "alpha": self.alpha,
-            "n_boot": self.n_boot,
-            "seed": self.seed,
-            "gbm_params": self.gbm_params,
-            "residual_sd": self.residual_sd_,
-            "misfit": self.misfit_.tolist(),
-            "stage1": [est.to_dict() for est in self.stage1_],
-            "bootstrap": None if self.boot_ is None or self.form == "gbm" else [[e.to_dict() for e in rep] for rep in self.boot_],
-            "bootstrap_size_alpha": None if self.boot_ is None or self.form == "gbm" else list(self.boot_alpha_),
-            "ot": self.ot_config,
-            "training": {
-                "weights": t["weights"].tolist(),
-                "values": t["values"].tolist(),
-                "ot": t["ot"].tolist(),
-                "sizes": (self.sizes_[t["groups"]].tolist() if self.sizes_.size else None),
-            },
-        }
+        return performance_file.to_dict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
+        return performance_file.to_bytes(self).decode()
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        """Write the model file atomically (JSON; never pickle)."""
+        self._check_fitted()
+        return performance_file.save(self, path)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], *, ot: OTFunction | None = None) -> "PerformanceModel":
-        if d.get("format") != FORMAT:
-            raise ValueError(f"not a performance model (format {d.get('format')!r}, expected {FORMAT!r})")
-        try:
-            model = cls(
-                d["form"], ot=ot, size_law=d["size_law"], size_prior=d.get("size_prior"), goal=d["goal"], alpha=d["alpha"],
-                n_boot=d["n_boot"], seed=d["seed"], gbm_params=d.get("gbm_params"),
-            )
-            model.pools = list(d["pools"])
-            model.law_ = d["law"]
-            model.sizes_ = np.asarray(d["sizes"], dtype=np.float64)
-            model.size_alpha_ = float("nan") if d.get("size_alpha") is None else float(d["size_alpha"])
-            model.residual_sd_ = float(d["residual_sd"])
-            model.misfit_ = np.asarray(d.get("misfit") or [], dtype=np.float64)
-            model.ot_config = d.get("ot")
-            tr = d["training"]
-            w = np.asarray(tr["weights"], dtype=np.float64)
-            groups = (
-                np.searchsorted(model.sizes_, np.asarray(tr["sizes"], dtype=np.float64))
-                if tr.get("sizes") is not None
-                else np.zeros(w.shape[0], dtype=int)
-            )
-            model._train = {"weights": w, "values": np.asarray(tr["values"], float), "ot": np.asarray(tr["ot"], float), "groups": groups}
-            if model.form == "gbm":
-                # Refit from the stored rows (no pickle); deterministic for the stored seed.
-                model.stage1_ = []
-                for s in range(max(1, model.sizes_.size)):
-                    rows = groups == s
-                    est = make_form("gbm", seed=model.seed, gbm_params=model.gbm_params)
-                    model.stage1_.append(est.fit(w[rows], np.zeros(0), model._train["values"][rows]))
-            else:
-                model.stage1_ = [form_from_dict(model.form, e) for e in d["stage1"]]
-                boot = d.get("bootstrap")
-                model.boot_ = None if boot is None else [[form_from_dict(model.form, e) for e in rep] for rep in boot]
-                model.boot_alpha_ = [float(a) for a in (d.get("bootstrap_size_alpha") or [])]
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"malformed performance model: missing or bad field {exc}") from None
-        return model
+    def from_dict(cls, d: dict[str, Any], *, ot: OTFunction | None = None,
+                  source: str = "performance model") -> "PerformanceModel":
+        return performance_file.from_dict(cls, d, ot=ot, source=source)
 
     @classmethod
-    def from_json(cls, text: str, *, ot: OTFunction | None = None) -> "PerformanceModel":
-        return cls.from_dict(json.loads(text), ot=ot)
+    def from_json(cls, text: str | bytes, *, ot: OTFunction | None = None,
+                  source: str = "performance model") -> "PerformanceModel":
+        return performance_file.from_bytes(cls, text, ot=ot, source=source)
 
     @classmethod
     def load(cls, path: str | Path, *, ot: OTFunction | None = None) -> "PerformanceModel":
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-            return cls.from_json(text, ot=ot)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+        return performance_file.load(cls, path, ot=ot)

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from thresher.mixtures.fitting import FittedLaw
+from thresher.mixtures.fitted_law import FittedLaw
 from thresher.mixtures.planning import Frontier, Plan, Pool
 
 

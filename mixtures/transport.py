@@ -25,89 +25,42 @@ import ot
 
 from thresher.mixtures import transport_solvers as solvers
 from thresher.mixtures.coresets import kmeans_coreset
+from thresher.mixtures.embedding_sets import EmbeddingSet, as_set, bures_wasserstein_matrix, gaussian_moments
 
 SOLVERS = ("sinkhorn", "exact", "sliced")
 LABEL_COSTS = ("gaussian", "onehot", None)
 
 
-@dataclass
-class EmbeddingSet:
-    """Samples of one pool (or the target): embeddings, optional labels and sample weights."""
-
-    x: np.ndarray
-    labels: np.ndarray | None = None
-    weights: np.ndarray | None = None
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        what = self.name or "embedding set"
-        self.x = np.asarray(self.x, dtype=np.float64)
-        if self.x.ndim == 1:
-            self.x = self.x[:, None]
-        if self.x.ndim != 2 or self.x.shape[0] == 0:
-            raise ValueError(f"{what}: embeddings must be a non-empty (n, d) array, got shape {self.x.shape}")
-        if not np.all(np.isfinite(self.x)):
-            bad = int(np.flatnonzero(~np.isfinite(self.x).all(axis=1))[0])
-            raise ValueError(f"{what}: row {bad} has a non-finite embedding value")
-        n = self.x.shape[0]
-        if self.labels is not None:
-            self.labels = np.asarray(self.labels)
-            if self.labels.shape != (n,):
-                raise ValueError(f"{what}: {self.labels.shape[0]} labels for {n} rows")
-        if self.weights is None:
-            self.weights = np.full(n, 1.0 / n)
-        else:
-            w = np.asarray(self.weights, dtype=np.float64)
-            if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-                raise ValueError(f"{what}: weights must be {n} nonnegative finite numbers with a positive sum")
-            self.weights = w / w.sum()
-
-    @property
-    def size(self) -> int:
-        return self.x.shape[0]
-
-
-def _as_set(obj: EmbeddingSet | np.ndarray, name: str) -> EmbeddingSet:
-    if isinstance(obj, EmbeddingSet):
-        if not obj.name:
-            obj.name = name
-        return obj
-    return EmbeddingSet(np.asarray(obj), name=name)
-
-
-def _sqrt_psd(c: np.ndarray) -> np.ndarray:
-    vals, vecs = np.linalg.eigh(c)
-    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
-
-
-def gaussian_moments(
-    x: np.ndarray, w: np.ndarray, *, diagonal: bool, ridge: float = 1e-6
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and covariance; a small ridge keeps one-sample classes well posed."""
-    w = w / w.sum()
-    mean = w @ x
-    xc = x - mean
-    if diagonal:
-        cov = np.diag(w @ (xc * xc))
+def _check_inputs(pools: Sequence[EmbeddingSet | np.ndarray] | Mapping[str, EmbeddingSet | np.ndarray],
+                  target: EmbeddingSet | np.ndarray, solver: str, reg: float, label_cost: str | None,
+                  max_per_pool: int, max_target: int | None) -> tuple[list[EmbeddingSet], EmbeddingSet, bool, int]:
+    """The pool sets and the target, whether labels are used, and the shared dimension; errors say what clashes."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if label_cost not in LABEL_COSTS:
+        raise ValueError(f"label_cost must be one of {LABEL_COSTS}, got {label_cost!r}")
+    if not reg > 0:
+        raise ValueError(f"reg must be positive, got {reg}")
+    if max_per_pool < 1 or (max_target is not None and max_target < 1):
+        raise ValueError("max_per_pool and max_target must be at least 1")
+    if isinstance(pools, Mapping):
+        sets = [as_set(v, str(k)) for k, v in pools.items()]
     else:
-        cov = (xc * w[:, None]).T @ xc
-    scale = max(np.trace(cov) / cov.shape[0], 1e-12)
-    return mean, cov + ridge * scale * np.eye(cov.shape[0])
-
-
-def bures_wasserstein_matrix(means: np.ndarray, covs: np.ndarray) -> np.ndarray:
-    """Squared W2 between every pair of Gaussians N(means[i], covs[i]) (OTDD's label distance)."""
-    g = means.shape[0]
-    roots = np.stack([_sqrt_psd(c) for c in covs])
-    traces = np.trace(covs, axis1=1, axis2=2)
-    out = np.zeros((g, g))
-    for i in range(g):
-        for j in range(i + 1, g):
-            mid = roots[i] @ covs[j] @ roots[i]
-            cross = np.sqrt(np.clip(np.linalg.eigvalsh((mid + mid.T) / 2), 0.0, None)).sum()
-            d = float(np.sum((means[i] - means[j]) ** 2) + traces[i] + traces[j] - 2.0 * cross)
-            out[i, j] = out[j, i] = max(d, 0.0)
-    return out
+        sets = [as_set(v, f"pool{k}") for k, v in enumerate(pools)]
+    if not sets:
+        raise ValueError("need at least one pool")
+    tgt = as_set(target, "target")
+    dims = {s.x.shape[1] for s in sets} | {tgt.x.shape[1]}
+    if len(dims) != 1:
+        raise ValueError(f"pools and target must share one embedding dimension, got {sorted(dims)}")
+    with_labels = [s.labels is not None for s in sets] + [tgt.labels is not None]
+    use_labels = label_cost is not None and any(with_labels)
+    if use_labels and not all(with_labels):
+        missing = [s.name for s, h in zip(sets + [tgt], with_labels) if not h]
+        raise ValueError(f"labels given for some sets but not for {missing}; give all or set label_cost=None")
+    if use_labels and solver == "sliced" and label_cost == "gaussian":
+        raise ValueError("the sliced solver supports label_cost='onehot' or None, not 'gaussian'")
+    return sets, tgt, use_labels, dims.pop()
 
 
 class MixtureOT:
@@ -146,31 +99,7 @@ class MixtureOT:
         max_iter: int = 10000,
         seed: int = 0,
     ) -> None:
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        if label_cost not in LABEL_COSTS:
-            raise ValueError(f"label_cost must be one of {LABEL_COSTS}, got {label_cost!r}")
-        if not reg > 0:
-            raise ValueError(f"reg must be positive, got {reg}")
-        if max_per_pool < 1 or (max_target is not None and max_target < 1):
-            raise ValueError("max_per_pool and max_target must be at least 1")
-        if isinstance(pools, Mapping):
-            sets = [_as_set(v, str(k)) for k, v in pools.items()]
-        else:
-            sets = [_as_set(v, f"pool{k}") for k, v in enumerate(pools)]
-        if not sets:
-            raise ValueError("need at least one pool")
-        tgt = _as_set(target, "target")
-        dims = {s.x.shape[1] for s in sets} | {tgt.x.shape[1]}
-        if len(dims) != 1:
-            raise ValueError(f"pools and target must share one embedding dimension, got {sorted(dims)}")
-        with_labels = [s.labels is not None for s in sets] + [tgt.labels is not None]
-        use_labels = label_cost is not None and any(with_labels)
-        if use_labels and not all(with_labels):
-            missing = [s.name for s, h in zip(sets + [tgt], with_labels) if not h]
-            raise ValueError(f"labels given for some sets but not for {missing}; give all or set label_cost=None")
-        if use_labels and solver == "sliced" and label_cost == "gaussian":
-            raise ValueError("the sliced solver supports label_cost='onehot' or None, not 'gaussian'")
+        sets, tgt, use_labels, dim = _check_inputs(pools, target, solver, reg, label_cost, max_per_pool, max_target)
         self.solver = solver
         self.reg = float(reg)
         self.label_cost = label_cost if use_labels else None
@@ -179,7 +108,6 @@ class MixtureOT:
         self.tol, self.max_iter, self.seed = float(tol), int(max_iter), int(seed)
         self.pool_names = [s.name for s in sets]
         self.pool_sizes = np.array([s.size for s in sets])
-        dim = dims.pop()
         diagonal = dim > 64 if diagonal_cov is None else bool(diagonal_cov)
 
         # Label-group Gaussians come from the full samples, before any coreset.
@@ -200,52 +128,56 @@ class MixtureOT:
         xs = np.vstack([r[0] for r in reduced])
         self._b = tw / tw.sum()
         self.n_points = (xs.shape[0], tx.shape[0])
-
-        # Mean feature cost between pools (uniform mixture) and target, in closed form.
-        xbar = np.mean([self._w[self._pool_index == k] @ xs[self._pool_index == k] for k in range(len(sets))], axis=0)
-        msq_x = np.mean([self._w[self._pool_index == k] @ (xs[self._pool_index == k] ** 2).sum(1) for k in range(len(sets))])
-        mean_feature_cost = float(msq_x + self._b @ (tx**2).sum(1) - 2 * xbar @ (self._b @ tx))
-        self.mean_feature_cost = mean_feature_cost
+        self.mean_feature_cost = self._mean_feature_cost(xs, tx, len(sets))
 
         if self.label_cost == "onehot":
             classes = np.unique(np.concatenate([np.asarray(r[2]) for r in reduced] + [np.asarray(tl)]))
-            s = np.sqrt(self.label_weight * mean_feature_cost / 2.0)
+            s = np.sqrt(self.label_weight * self.mean_feature_cost / 2.0)
             xs = np.hstack([xs, s * (np.concatenate([r[2] for r in reduced])[:, None] == classes[None, :])])
             tx = np.hstack([tx, s * (np.asarray(tl)[:, None] == classes[None, :])])
         self._xs, self._xt = xs, tx
 
         src_groups = tgt_groups = None
-        label_matrix = None
+        self._label_matrix = None
         if self.label_cost == "gaussian":
             lookup = {key: i for i, key in enumerate(group_keys)}
             src_groups = np.concatenate([[lookup[(k, lab)] for lab in r[2]] for k, r in enumerate(reduced)]).astype(int)
             tgt_groups = np.array([lookup[(len(sets), lab)] for lab in tl], dtype=int)
-            label_matrix = self.label_weight * bures_wasserstein_matrix(
+            self._label_matrix = self.label_weight * bures_wasserstein_matrix(
                 np.stack([m for m, _ in moments]), np.stack([c for _, c in moments])
             )
-        self._label_matrix = label_matrix
-
-        def cost(x1: np.ndarray, g1: np.ndarray | None, x2: np.ndarray, g2: np.ndarray | None) -> np.ndarray:
-            c = ot.dist(x1, x2, metric="sqeuclidean")
-            if label_matrix is not None:
-                c += label_matrix[np.ix_(g1, g2)]
-            return np.maximum(c, 0.0)
-
-        self._c_st = self._c_ss = None
-        if solver in ("sinkhorn", "exact"):
-            self._c_st = cost(xs, src_groups, tx, tgt_groups)
-        self.epsilon = self.reg * float(self._c_st.mean()) if self._c_st is not None else float("nan")
-        self._ot_tt = 0.0
-        if solver == "sinkhorn" and self.debias:
-            self._c_ss = cost(xs, src_groups, xs, src_groups)
-            np.fill_diagonal(self._c_ss, 0.0)
-            c_tt = cost(tx, tgt_groups, tx, tgt_groups)
-            np.fill_diagonal(c_tt, 0.0)
-            self._ot_tt = solvers.sinkhorn_symmetric(c_tt, self._b, self.epsilon, tol=self.tol, max_iter=self.max_iter).value
+        self._costs(xs, src_groups, tx, tgt_groups)
         self._directions = (
             solvers.random_directions(n_projections, xs.shape[1], seed) if solver == "sliced" else None
         )
         self._cache: OrderedDict[bytes, tuple[float, np.ndarray]] = OrderedDict()
+
+    def _mean_feature_cost(self, xs: np.ndarray, tx: np.ndarray, n_sets: int) -> float:
+        """Mean feature cost between the pools (uniform mixture) and the target, in closed form."""
+        w, idx = self._w, self._pool_index
+        xbar = np.mean([w[idx == k] @ xs[idx == k] for k in range(n_sets)], axis=0)
+        msq_x = np.mean([w[idx == k] @ (xs[idx == k] ** 2).sum(1) for k in range(n_sets)])
+        return float(msq_x + self._b @ (tx**2).sum(1) - 2 * xbar @ (self._b @ tx))
+
+    def _cost(self, x1: np.ndarray, g1: np.ndarray | None, x2: np.ndarray, g2: np.ndarray | None) -> np.ndarray:
+        c = ot.dist(x1, x2, metric="sqeuclidean")
+        if self._label_matrix is not None:
+            c += self._label_matrix[np.ix_(g1, g2)]
+        return np.maximum(c, 0.0)
+
+    def _costs(self, xs: np.ndarray, src_groups: np.ndarray | None, tx: np.ndarray, tgt_groups: np.ndarray | None) -> None:
+        """Cost matrices the solver needs, the entropic scale, and the target's self-transport term."""
+        self._c_st = self._c_ss = None
+        if self.solver in ("sinkhorn", "exact"):
+            self._c_st = self._cost(xs, src_groups, tx, tgt_groups)
+        self.epsilon = self.reg * float(self._c_st.mean()) if self._c_st is not None else float("nan")
+        self._ot_tt = 0.0
+        if self.solver == "sinkhorn" and self.debias:
+            self._c_ss = self._cost(xs, src_groups, xs, src_groups)
+            np.fill_diagonal(self._c_ss, 0.0)
+            c_tt = self._cost(tx, tgt_groups, tx, tgt_groups)
+            np.fill_diagonal(c_tt, 0.0)
+            self._ot_tt = solvers.sinkhorn_symmetric(c_tt, self._b, self.epsilon, tol=self.tol, max_iter=self.max_iter).value
 
     @property
     def n_pools(self) -> int:

@@ -65,6 +65,10 @@ def sinkhorn(
     falls by less than 20% per 10 steps, omega moves towards 2 (up to 1.9); should the error
     grow or stall instead, the solver returns to the last checked potentials with a smaller
     omega and stops adapting.
+
+    It is one function (about 95 lines) on purpose: the loop's state (potentials, scalings,
+    kernel, omega, the last good checkpoint) changes together at every step, and pieces of it
+    would have to pass all of that back and forth.
     """
     if eps <= 0:
         raise ValueError(f"eps must be positive, got {eps}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from thresher.pipeline.outputs import safe_join
+from thresher.pipeline.outputs import safe_join, write_gzip_atomic
 
 TEXT_SUFFIXES = {"", ".dz", ".txt", ".rst", ".md", ".text", ".pod", ".html", ".htm", ".tex", ".dict", ".gz", ".py", ".json", ".csv"}
 SAMPLE_BYTES = 8192
@@ -91,11 +91,7 @@ def build_corpus(
             if not buffer:
                 return
             path = safe_join(dest, f"{source}/{source}-{index:05d}.jsonl.gz")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            with gzip.GzipFile(tmp, "wb", mtime=0) as fh:  # mtime 0: same input, same bytes
-                fh.write("".join(buffer).encode("utf-8"))
-            os.replace(tmp, path)
+            write_gzip_atomic("".join(buffer).encode("utf-8"), path)
             buffer.clear()
             index += 1
             shards += 1

@@ -22,11 +22,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from thresher.pipeline.outputs import file_sha256, marker_path, write_json_atomic, write_parquet_atomic, write_part_file
-from thresher.pipeline.pools import PoolError, load_pools_json, read_members
+from thresher.pipeline.outputs import (
+    file_sha256,
+    marker_path,
+    write_json_atomic,
+    write_parquet_atomic,
+    write_part_file,
+    write_text_atomic,
+)
+from thresher.pipeline.plans import PlanError, read_plan
+from thresher.pipeline.pools import load_pools_json, read_members
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.shards import Part
-from thresher.metrics.errors import InputError
 
 DATA = "data"
 _CARD = """---
@@ -44,8 +51,7 @@ Load it with `datasets.load_dataset("path/to/this/folder", split="train")`.
 """
 
 
-class MaterializeError(InputError):
-    """Plan and pools do not fit together; the message says which file and pool."""
+MaterializeError = PlanError  # a plan that is not one, or does not fit its pools: the name callers catch
 
 
 def _order_key(ids: pa.Array, seed: int) -> np.ndarray:
@@ -72,26 +78,13 @@ def repeat_counts(ids: pa.Array, tokens: np.ndarray, target: float, seed: int = 
     return reps
 
 
-def load_plan(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise MaterializeError(f"{path}: no such plan file")
-    try:
-        plan = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MaterializeError(f"{path}: not JSON: {exc}") from None
-    if not isinstance(plan, dict) or not isinstance(plan.get("pools"), list) or "budget" not in plan:
-        raise MaterializeError(f"{path}: not a plan (expected \"budget\" and a \"pools\" list, as `thresher plan` writes)")
-    for i, row in enumerate(plan["pools"]):
-        for key in ("name", "weight"):
-            if key not in row:
-                raise MaterializeError(f"{path}: pools[{i}] has no {key!r}")
-    return plan
+def build_manifest(plan: dict, pools_dir: str | Path, seed: int = 0, plan_source: str = "plan",
+                   pools_json: dict | None = None) -> tuple[pa.Table, dict]:
+    """The doc id x repeat count table for a plan (as `read_plan` returns it), and per-pool figures.
 
-
-def build_manifest(plan: dict, pools_dir: str | Path, seed: int = 0, plan_source: str = "plan") -> tuple[pa.Table, dict]:
-    """The doc id x repeat count table for a plan, and per-pool figures."""
-    pools_json = load_pools_json(pools_dir)
+    pools_json: the pools.json already read from `pools_dir` (read here when not given).
+    """
+    pools_json = load_pools_json(pools_dir) if pools_json is None else pools_json
     known = {p["name"]: p for p in pools_json["pools"]}
     unit = plan.get("unit", pools_json.get("unit", "tokens"))
     if unit != pools_json.get("unit", "tokens"):
@@ -154,9 +147,9 @@ def materialize(plan_path: str | Path, pools_dir: str | Path, out: str | Path, *
     from thresher.pipeline.tasks import run_part_tasks
 
     out = Path(out)
-    plan = load_plan(plan_path)
-    manifest, figures = build_manifest(plan, pools_dir, seed, str(plan_path))
+    plan = read_plan(plan_path)
     pools_json = load_pools_json(pools_dir)
+    manifest, figures = build_manifest(plan, pools_dir, seed, str(plan_path), pools_json)
     job = load_job(Path(pools_json["scored"]))
     fingerprint = {"plan": file_sha256(Path(plan_path)), "pools": str(Path(pools_dir).resolve()), "seed": seed,
                    "expand": expand}
@@ -178,8 +171,8 @@ def materialize(plan_path: str | Path, pools_dir: str | Path, out: str | Path, *
     summary = {**figures, "documents": manifest.num_rows, "rows": rows, "expand": expand, "seed": seed,
                "shards": sum(1 for m in markers if m["outputs"]), "plan": str(Path(plan_path).resolve()),
                "planned_budget": float(plan["budget"]), "materialized_seen": seen}
-    (out / "README.md").write_text(_CARD.format(plan=Path(plan_path).name, documents=manifest.num_rows, rows=rows,
-                                                unit=figures["unit"], seen=seen,
-                                                expand=" (one row per repetition)" if expand else ""))
+    write_text_atomic(_CARD.format(plan=Path(plan_path).name, documents=manifest.num_rows, rows=rows,
+                                   unit=figures["unit"], seen=seen, expand=" (one row per repetition)" if expand else ""),
+                      out / "README.md")
     write_json_atomic(summary, out / "summary.json")
     return summary

@@ -1,26 +1,23 @@
 """Writing outputs safely: paths stay under the output directory, files appear whole.
 
-Every file is written under a temporary name and renamed into place, and a part's
-completion marker is written last, so a killed run never leaves a partial file
-that looks complete. Parquet is written with fixed settings so that the same rows
+Every file is written under a temporary name and renamed into place (by the one atomic
+writer, `thresher.metrics.files.write_atomic`), and a part's completion marker is written
+last, so a killed run never leaves a partial file that looks complete. Parquet is written with fixed settings so that the same rows
 give the same bytes.
 """
 from __future__ import annotations
 
-import errno
-import glob
 import hashlib
 import json
-import os
-import uuid
+import os  # noqa: F401  (tests patch os.fsync through this module)
 from pathlib import Path
 from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from thresher.metrics.files import WriteError, remove_stale_tmp, write_atomic  # noqa: F401  (re-exported)
 from thresher.pipeline.safety import UnsafePath, safe_join  # noqa: F401  (re-exported: writers import them from here)
-from thresher.metrics.errors import JobFailed
 
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -32,46 +29,17 @@ MARKERS = "_complete"
 TMP = "_tmp"
 
 
-class OutputWriteError(JobFailed, OSError):
+class OutputWriteError(WriteError):
     """An output could not be written (disk full, read-only, quota): nothing was marked complete."""
 
 
-def _write_failed(path: Path, exc: OSError) -> OutputWriteError:
-    full = exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc) or "quota" in str(exc).lower()
-    hint = "the disk is full; free space" if full else "check the output directory"
-    err = OutputWriteError(exc.errno or errno.EIO, f"cannot write {path}: {exc.strerror or exc} ({hint}, then rerun the "
-                                                   f"same command to resume; finished parts are kept)")
-    err.filename = str(path)
-    return err
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
 def _write_atomic(path: Path, write: Callable[[Path], None], durable: bool = True) -> None:
-    """Write through `write(tmp)`, flush to disk (unless a scratch file), then rename into place.
+    """Write through `write(tmp)` and rename into place (the one atomic writer, `thresher.metrics.files`).
 
     A failed write leaves no temporary file and surfaces as an OutputWriteError naming `path`.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        write(tmp)
-        if durable:
-            _fsync(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _write_failed(path, exc) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(path, write, durable=durable, error=OutputWriteError,
+                 advice=", then rerun the same command to resume; finished parts are kept")
 
 
 def write_parquet_atomic(table: pa.Table, path: Path, durable: bool = True) -> None:
@@ -101,6 +69,22 @@ def write_text_atomic(text: str, path: Path) -> None:
     _write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    _write_atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_gzip_atomic(data: bytes, path: Path) -> None:
+    """Gzip with mtime 0, so the same data gives the same bytes."""
+    import gzip
+
+    def write(tmp: Path) -> None:
+        # The header names the file `<name>.tmp`, as shards have always been written: same input, same bytes.
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename=path.name + ".tmp", mode="wb", fileobj=raw, mtime=0) as fh:
+            fh.write(data)
+
+    _write_atomic(path, write)
+
+
 def write_json_atomic(obj: Any, path: Path) -> None:
     def dump(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -108,16 +92,6 @@ def write_json_atomic(obj: Any, path: Path) -> None:
             fh.write("\n")
 
     _write_atomic(path, dump)
-
-
-def remove_stale_tmp(directory: Path, name: str) -> int:
-    """Delete temporary files a killed writer left for `name` in `directory`; returns how many."""
-    n = 0
-    if directory.is_dir():
-        for tmp in directory.glob(f".{glob.escape(name)}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-            n += 1
-    return n
 
 
 def part_file(out: Path, subdir: str, part_key: str) -> Path:

@@ -10,25 +10,30 @@ fixed thresholds. Only columns travel to the driver, never text. Outputs:
     summary.json           documents read, excluded (duplicate, where, no score) and pooled
 
 pools.json is the `--pools` file of `thresher plan`, and `materialize` reads the
-members to turn a plan into a training manifest.
+members to turn a plan into a training manifest. pools.json is written by
+`write_pools_json` and read by `load_pools_json` only: the writer stamps the format tag,
+the reader checks it, the size limit and every pool row. A hand-written pools.json
+without the tag (`{"unit": "tokens", "pools": [{"name": ..., "unique": ...}]}`) still reads.
 """
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from thresher.metrics.errors import InputError
+from thresher.metrics.files import JsonFormat, MiB
 from thresher.pipeline import expression
 from thresher.pipeline.outputs import safe_join, write_json_atomic, write_parquet_atomic
-from thresher.metrics.errors import InputError
 
-POOLS_FORMAT = "thresher.pools/1"  # the format `thresher.mixtures.planning.load_pools` reads
+POOLS = JsonFormat("thresher.pools", 1, "pools", max_bytes=64 * MiB, legacy=True)
+MAX_POOLS = 10_000  # pool rows a pools.json may list
 METHODS = ("quantiles", "thresholds")
 UNITS = ("tokens", "samples")
 MEMBERS = "members"
@@ -222,12 +227,11 @@ def build_pools(scored: str | Path, out: str | Path, spec: PoolSpec, dedupe: str
     pools = [{"name": names[i], "unique": float(unique[i]), "documents": int(docs[i]),
               "score_low": float(lo[i]), "score_high": float(hi[i]), "sources": dict(sorted(by_source[i].items()))}
              for i in range(k)]
-    result = {
-        "format": POOLS_FORMAT, "unit": spec.unit, "pools": pools, "spec": asdict(spec), "cuts": cuts.tolist(),
+    result = write_pools_json({
+        "unit": spec.unit, "pools": pools, "spec": asdict(spec), "cuts": cuts.tolist(),
         "scored": str(scored.resolve()), "dedupe": str(Path(dedupe).resolve()) if dedupe is not None else None,
         "members": MEMBERS,
-    }
-    write_json_atomic(result, out / "pools.json")
+    }, out / "pools.json")
     summary = {"documents": counts["documents"], "pooled": int(docs.sum()),
                "excluded": {k2: counts[k2] for k2 in ("no_score", "where", "duplicate")},
                "pools": {p["name"]: {"documents": p["documents"], "unique": p["unique"]} for p in pools}}
@@ -253,8 +257,56 @@ def read_members(pools_dir: str | Path, pools: Sequence[str] | None = None) -> p
     return pa.concat_tables(tables)
 
 
-def load_pools_json(pools_dir: str | Path) -> dict:
-    path = Path(pools_dir) / "pools.json"
-    if not path.exists():
-        raise PoolError(f"{pools_dir}: no pools.json; pass the --out directory of `thresher pools`")
-    return json.loads(path.read_text())
+def _pools_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path / "pools.json" if path.is_dir() else path
+
+
+def write_pools_json(pools: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
+    """Write pools.json atomically, format tag added; returns what was written."""
+    doc = {**POOLS.stamp(), **{k: v for k, v in pools.items() if k != "format"}}
+    write_json_atomic(doc, Path(path))
+    return doc
+
+
+def _check_pool(p: Any, where: str) -> None:
+    if not isinstance(p, Mapping):
+        raise PoolError(f"{where}: expected an object with name and unique")
+    for key in ("name", "unique"):
+        if key not in p:
+            raise PoolError(f"{where}: missing {key!r}")
+    if not isinstance(p["name"], str) or not p["name"]:
+        raise PoolError(f"{where}: a pool needs a name, got {p['name']!r}")
+    unique = p["unique"]
+    if isinstance(unique, bool) or not isinstance(unique, (int, float)) or not (math.isfinite(unique) and unique > 0):
+        raise PoolError(f"{where}: pool {p['name']!r}: unique size must be a positive number, got {unique!r}")
+    for key, kind in (("documents", int), ("cost", (int, float))):
+        value = p.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or value < 0):
+            raise PoolError(f"{where}: pool {p['name']!r}: {key} must be a number >= 0, got {value!r}")
+
+
+def load_pools_json(path: str | Path) -> dict[str, Any]:
+    """Read and check pools.json: a `thresher pools` output directory, or the file itself."""
+    target = _pools_path(path)
+    source = str(target)
+    try:
+        doc = dict(POOLS.load(target, missing="pass the --out directory of `thresher pools`, or its pools.json"))
+    except InputError as exc:
+        raise PoolError(str(exc)) from None
+    if not isinstance(doc.get("pools"), list):
+        raise PoolError(f"{source}: expected an object with a \"pools\" list")
+    unit = doc.get("unit", "tokens")
+    if unit not in UNITS:
+        raise PoolError(f"{source}: unit must be \"tokens\" or \"samples\", got {unit!r}")
+    if not doc["pools"]:
+        raise PoolError(f"{source}: no pools listed")
+    if len(doc["pools"]) > MAX_POOLS:
+        raise PoolError(f"{source}: {len(doc['pools'])} pools, over the limit of {MAX_POOLS}")
+    seen: set[str] = set()
+    for i, p in enumerate(doc["pools"]):
+        _check_pool(p, f"{source}: pools[{i}]")
+        if p["name"] in seen:
+            raise PoolError(f"{source}: pools[{i}]: duplicate pool name {p['name']!r}")
+        seen.add(p["name"])
+    return doc

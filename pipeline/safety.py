@@ -65,10 +65,14 @@ def inflate_limit(compressed_bytes: int, max_bytes: int = MAX_DECOMPRESSED_BYTES
 
 
 def read_capped(path: str | os.PathLike, max_bytes: int = MAX_SPEC_BYTES, what: str = "file") -> bytes:
-    """The bytes of a file read whole, refusing one larger than `max_bytes` without reading it all."""
-    p = Path(path)
-    with open(p, "rb") as fh:
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise InputTooLarge(f"{p}: {what} is larger than the {max_bytes}-byte cap; split it or raise the cap")
-    return data
+    """The bytes of a file read whole, refusing one larger than `max_bytes` without reading it all.
+
+    The read is `thresher.metrics.files.read_limited`, the one capped reader every room uses.
+    """
+    from thresher.metrics.files import FormatError, read_limited
+
+    try:
+        return read_limited(path, max_bytes, what)
+    except FormatError:
+        raise InputTooLarge(f"{Path(path)}: {what} is larger than the {max_bytes}-byte cap; split it or raise the "
+                            f"cap") from None

@@ -72,6 +72,7 @@ class LawData:
 
     @classmethod
     def from_observations(cls, obs: Observations, pools: Sequence[str]) -> "LawData":
+        obs.check_for_laws()
         if tuple(obs.pools) != tuple(pools):
             obs = obs.with_pools(pools)
         return cls(weights=obs.weights, unique=obs.unique, seen=obs.seen, params=obs.params)

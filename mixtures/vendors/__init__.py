@@ -1,7 +1,8 @@
 """Data-vendor acquisition: value revealed vendor samples against owned pools and a target, decide what to buy."""
+from thresher.mixtures.vendors.acquisition import Acquisition, VendorOffer, VendorResult, evaluate_vendors
 from thresher.mixtures.vendors.decisions import GainSummary, decide, more_samples_needed, summarise
 from thresher.mixtures.vendors.duplicates import embedding_duplicates, text_duplicates
-from thresher.mixtures.vendors.evaluator import Acquisition, AcquisitionEvaluator, VendorOffer, VendorResult, evaluate_vendors
+from thresher.mixtures.vendors.evaluator import AcquisitionEvaluator
 from thresher.mixtures.vendors.gains import GainCurve
 from thresher.mixtures.vendors.pilots import PilotRuns, read_pilot_csv, run_pilots
 from thresher.mixtures.vendors.prices import PriceSchedule, PriceTier

@@ -8,13 +8,13 @@ so gains are paired differences and most proxy noise cancels.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from thresher.mixtures.observation_files import read_table
 from thresher.mixtures.vendors.proxies import Proxy, concat, size, take
 
 
@@ -131,31 +131,32 @@ def read_pilot_csv(path: str | Path, *, goal: str = "max") -> dict[str, PilotRun
 
     Columns: `vendor` (empty or "none" for owned-only baseline runs), `quantity` (vendor rows
     added; 0 for baselines), `metric`. Other columns are ignored. goal "max" (accuracy) or "min"
-    (loss). Bad rows raise ValueError naming the line.
+    (loss). The table is read like any observation table (CSV or Parquet, within its limits);
+    bad rows raise ValueError naming the line.
     """
     if goal not in ("min", "max"):
         raise ValueError(f"goal must be 'min' or 'max', got {goal!r}")
     path = Path(path)
+    table = read_table(path)
+    missing = [c for c in PILOT_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing} (need {list(PILOT_COLUMNS)})")
     base: list[float] = []
     runs: dict[str, dict[float, list[float]]] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in PILOT_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing} (need {list(PILOT_COLUMNS)})")
-        for line, row in enumerate(reader, start=2):
-            vendor = (row.get("vendor") or "").strip()
-            try:
-                q = float(row["quantity"])
-                value = float(row["metric"])
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}, line {line}: quantity and metric must be numbers") from None
-            if not (np.isfinite(q) and np.isfinite(value)) or q < 0:
-                raise ValueError(f"{path}, line {line}: quantity must be >= 0 and metric finite")
-            if vendor.lower() in ("", "none") or q == 0:
-                base.append(value)
-            else:
-                runs.setdefault(vendor, {}).setdefault(q, []).append(value)
+    cells = zip(*(table.column(c).to_pylist() for c in PILOT_COLUMNS))
+    for line, (vendor, quantity, metric) in enumerate(cells, start=2):
+        vendor = "" if vendor is None else str(vendor).strip()
+        try:
+            q = float(quantity)
+            value = float(metric)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}, line {line}: quantity and metric must be numbers") from None
+        if not (np.isfinite(q) and np.isfinite(value)) or q < 0:
+            raise ValueError(f"{path}, line {line}: quantity must be >= 0 and metric finite")
+        if vendor.lower() in ("", "none") or q == 0:
+            base.append(value)
+        else:
+            runs.setdefault(vendor, {}).setdefault(q, []).append(value)
     if not base:
         raise ValueError(f"{path}: no baseline runs (rows with quantity 0 or an empty vendor)")
     out: dict[str, PilotRuns] = {}

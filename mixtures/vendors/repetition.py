@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from thresher.mixtures.fitting import FittedLaw
+from thresher.mixtures.fitted_law import FittedLaw
 from thresher.mixtures.planning import Pool, marginal_value
 
 

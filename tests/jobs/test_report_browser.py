@@ -34,7 +34,8 @@ def _report(tmp_path: Path) -> Path:
 
     from thresher.mixtures.fitting import fit
     from thresher.mixtures.observations import Observations
-    from thresher.mixtures.planning import frontier, load_pools, plan
+    from thresher.jobs.planning_files import load_pools, save_frontier, save_plan
+    from thresher.mixtures.planning import frontier, plan
 
     scored, _ = make_scored_job(tmp_path, n_docs=80)
     out = tmp_path / "job"
@@ -62,13 +63,11 @@ def _report(tmp_path: Path) -> Path:
     plans = {}
     for label, b in (("half", 0.5 * total), ("two", 2.0 * total)):
         pl = plan(fitted, pools, b)
-        path = out / "plan" / f"plan-{label}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(pl.to_json())
+        path = save_plan(pl, out / "plan" / f"plan-{label}.json")
         plans[label] = {"budget": b, "path": str(path), "predicted": pl.predicted, "label": pl.label,
                         "interval": None, "pools": pl.pool_rows()}
     fr = frontier(fitted, pools, np.geomspace(0.2 * total, 4 * total, 6))
-    (out / "plan" / "frontier.json").write_text(json.dumps(fr.to_dict()))
+    save_frontier(fr, out / "plan" / "frontier.json")
     spec = parse_spec({"input": "x", "out": str(out), "score": {}, "pools": {"score": "quality"},
                        "fit": {"observations": "o.csv"}, "plan": {"budgets": [1]}}, "t", tmp_path)
     ledger = {"rows": 80, "kept": 80, "dropped": 0, "duplicate": 0, "malformed": 0, "dropped_by_reason": {},

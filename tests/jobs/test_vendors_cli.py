@@ -202,13 +202,14 @@ def test_unlabelled_text_with_ngram_proxy(tmp_path):
 
 def test_repetition_section_uses_the_utility_law(tmp_path):
     from thresher.mixtures.fitting import FittedLaw
-    from thresher.mixtures.planning import Pool, pools_to_dict
+    from thresher.mixtures.planning import Pool
+    from thresher.pipeline.pools import write_pools_json
 
     _write_world(tmp_path)
     params = {"a": 0.025, "d": 0.1, "b[mine]": -0.16, "b[comp]": -0.125, "tau[mine]": 6.73, "tau[comp]": 8.55}
     FittedLaw(law_name="goyal", law_options={"tau_scaling": "by_pool_count", "Z": 1e5}, pools=("mine", "comp"),
               params=params, unit="samples").save(tmp_path / "law.json")
-    (tmp_path / "pools.json").write_text(json.dumps(pools_to_dict([Pool("mine", 600.0)], "samples")))
+    write_pools_json({"unit": "samples", "pools": [Pool("mine", 600.0).to_dict()]}, tmp_path / "pools.json")
     spec = _spec(ot=None, repetition={"fit": "law.json", "pools": "pools.json", "budget": 20000})
     result = evaluate_spec(load_spec(_save(tmp_path, spec)), tmp_path / "out")
     by = {v["name"]: v for v in result["vendors"]}

@@ -125,3 +125,28 @@ def test_reservoir_sample_is_uniform_and_seeded(tmp_path):
     assert n == 200 and a == b and len(set(a)) == 20
     idx = [int(t.split()[1]) for t in a]
     assert idx == sorted(idx) and max(idx) >= 100  # not just the first 20
+
+
+def test_model_file_limits_and_version(tmp_path, clf, monkeypatch):
+    import dataclasses
+
+    from thresher.metrics import classifier as mod
+    from thresher.metrics.files import FormatError
+
+    path = clf.save(tmp_path / "q.json")
+    assert QualityClassifier.from_bytes(clf.to_bytes()).intercept_ == clf.intercept_
+    assert not list(tmp_path.glob(".*.tmp"))  # written under a temporary name, then renamed
+    doc = json.loads(path.read_text())
+    doc["version"] = 2
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match=r"newer\.json: not a readable quality classifier \(.*version 2"):
+        QualityClassifier.load(newer)
+    doc["version"], doc["params"]["n_features"] = 1, 2**40
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match=r"huge\.json: .*n_features"):
+        QualityClassifier.load(huge)
+    monkeypatch.setattr(mod, "FORMAT", dataclasses.replace(mod.FORMAT, max_bytes=path.stat().st_size - 1))
+    with pytest.raises(FormatError, match=r"q\.json: .* is over the .* limit for quality classifier files"):
+        QualityClassifier.load(path)

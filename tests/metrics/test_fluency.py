@@ -130,3 +130,34 @@ def test_real_text_in_domain_is_more_fluent_than_other_registers():
     med = {name: float(np.median(m.perplexity(docs))) for name, docs in
            {"held_out": held_out, "tech": tech, "shuffled": shuffled}.items()}
     assert med["held_out"] < med["tech"] and med["held_out"] < med["shuffled"] / 2
+
+
+def test_model_file_limits_version_and_no_pickle(tmp_path, model, monkeypatch):
+    import dataclasses
+    import json
+
+    from thresher.metrics import fluency as mod
+    from thresher.metrics.files import FormatError
+
+    path = model.save(tmp_path / "ref.npz")
+    assert path.read_bytes() == model.to_bytes()  # one writer, same bytes to memory or disk
+    assert not list(tmp_path.glob(".*"))
+    probe = ["the dog sat on the mat."]
+    assert np.array_equal(FluencyModel.from_bytes(model.to_bytes()).perplexity(probe), model.perplexity(probe))
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{**arrays, "vocab": np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(FormatError, match=r"pickled\.npz: it holds a pickled object array"):
+        FluencyModel.load(pickled)
+    meta = json.loads(arrays["meta"].tobytes())
+    newer = tmp_path / "newer.npz"
+    np.savez(newer, **{**arrays, "meta": np.frombuffer(json.dumps({**meta, "version": 2}).encode(), np.uint8)})
+    with pytest.raises(FormatError, match=r"newer\.npz: fluency model format version 2 is not one this Thresher reads"):
+        FluencyModel.load(newer)
+    monkeypatch.setattr(mod, "MAX_UNPACKED_BYTES", 100)
+    with pytest.raises(FormatError, match=r"ref\.npz: its arrays unpack to \d+ bytes"):
+        FluencyModel.load(path)
+    monkeypatch.setattr(mod, "FORMAT", dataclasses.replace(mod.FORMAT, max_bytes=100))
+    with pytest.raises(FormatError, match=r"ref\.npz: .* is over the 100 bytes limit for fluency model files"):
+        FluencyModel.load(path)

@@ -78,6 +78,29 @@ def test_json_round_trip_predicts_identically(tmp_path) -> None:
         FittedLaw.from_json("{")
 
 
+def test_fit_file_limits_and_version(tmp_path, monkeypatch) -> None:
+    import dataclasses
+
+    from thresher.metrics.files import FormatError, MissingFile
+    from thresher.mixtures import fitted_law
+
+    obs, _ = synthetic_goyal(noise=0.01)
+    fitted = fit(obs, "goyal", max_starts=2)
+    path = fitted.save(tmp_path / "fit.json")
+    assert path.read_bytes() == fitted.to_bytes() and not list(tmp_path.glob(".*"))
+    d = json.loads(path.read_text())
+    d["format"] = "thresher.fit/2"
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(d))
+    with pytest.raises(FormatError, match=r"newer\.json: fit format version '2' is not one this Thresher reads"):
+        FittedLaw.load(newer)
+    with pytest.raises(MissingFile, match=r"gone\.json: no such fit file"):
+        FittedLaw.load(tmp_path / "gone.json")
+    monkeypatch.setattr(fitted_law, "FORMAT", dataclasses.replace(fitted_law.FORMAT, max_bytes=100))
+    with pytest.raises(FormatError, match=r"fit\.json: .* is over the 100 bytes limit for fit files"):
+        FittedLaw.load(path)
+
+
 def test_bootstrap_intervals_cover_truth_and_resample_runs() -> None:
     obs, truth = synthetic_goyal(noise=0.02, seed=3)
     fitted = fit(obs, "goyal", max_starts=3)

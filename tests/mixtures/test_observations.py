@@ -93,3 +93,82 @@ def test_reference_files_load_with_documented_mappings() -> None:
     curves = load_observations(root / "datablations_loss_curves_c4.csv", "datablations-curves")
     assert curves.pools == ("c4",) and curves.n_runs == 24 and curves.final.sum() == 24
     assert np.all(curves.epochs <= 44 * (1 + 1e-6))
+
+
+def _pilot_table(path):
+    """Mixtures of two pools at two training sizes: a loss that falls with size and with more `web`."""
+    rows = ["run,w_web,w_code,u_web,u_code,tokens,loss"]
+    rng = np.random.default_rng(0)
+    for size in (1000.0, 4000.0):
+        for k, w in enumerate(np.linspace(0.0, 1.0, 9)):
+            loss = (2.0 + 1.5 * (1 - w) ** 2) * (size / 1000.0) ** -0.2 * (1 + 0.002 * rng.standard_normal())
+            rows.append(f"r{k}-{size:g},{w},{1 - w},3000,2000,{size},{loss}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_runs_loaded_once_feed_a_law_fit_and_the_ot_performance_model(tmp_path) -> None:
+    from thresher.mixtures import MixtureOT, PerformanceModel, fit
+
+    mapping = "weight.web=w_web,weight.code=w_code,unique.web=u_web,unique.code=u_code,seen=tokens,value=loss"
+    obs = load_observations(_pilot_table(tmp_path / "pilots.csv"), mapping)
+    law = fit(obs, "goyal", grid="small", max_starts=4)
+    assert law.n_obs == len(obs) == 18 and law.pools == ("code", "web")
+    view = obs.mixture_view()
+    assert view.weights is obs.weights and view.sizes is obs.seen  # a view: the rows are shared, not copied
+    assert view.observations is obs and view.value() is obs.value and view.ids == list(obs.run)
+    rng = np.random.default_rng(1)
+    ot = MixtureOT([rng.normal(0.0, size=(30, 2)), rng.normal(2.0, size=(30, 2))], rng.normal(1.5, size=(40, 2)))
+    model = PerformanceModel("linear_ot", ot=ot, n_boot=5).fit(obs)  # the table itself: its mixture view
+    assert model.pools == ["code", "web"] and model.sizes_.tolist() == [1000.0, 4000.0] and model.law_ == "log"
+    np.testing.assert_array_equal(model._train["weights"], obs.weights)
+    np.testing.assert_array_equal(model._train["values"], obs.value)
+    again = PerformanceModel("linear_ot", ot=ot, n_boot=5).fit(view, "value")
+    np.testing.assert_array_equal(again.predict(obs.weights, 2000.0), model.predict(obs.weights, 2000.0))
+    with pytest.raises(ObservationError, match="no value column 'accuracy'"):
+        obs.mixture_view("accuracy")
+
+
+def test_the_mixers_wide_table_is_the_same_table(tmp_path) -> None:
+    from thresher.mixtures import fit
+    from thresher.mixtures.mixture_observations import read_mixture_csv
+
+    path = tmp_path / "mix.csv"
+    path.write_text("run,weight_web,weight_code,size,accuracy,loss\nr1,0.25,0.75,100,0.5,2.0\nr2,1,0,200,0.75,1.5\n")
+    mix = read_mixture_csv(path)
+    assert mix.pools == ["web", "code"] and mix.ids == ["r1", "r2"]  # the file's pool order
+    np.testing.assert_array_equal(mix.weights, [[0.25, 0.75], [1.0, 0.0]])
+    assert mix.sizes.tolist() == [100.0, 200.0] and sorted(mix.values) == ["accuracy", "loss"]
+    table = mix.observations
+    assert table.pools == ("code", "web") and table.seen.tolist() == [100.0, 200.0] and table.source == str(path)
+    with pytest.raises(ObservationError, match=r"mix\.csv: a utility law needs unique sizes for every run"):
+        fit(table, "goyal")
+
+
+def test_observation_files_have_limits(tmp_path, monkeypatch) -> None:
+    from thresher.mixtures import observation_files
+
+    p = write_csv(tmp_path / "runs.csv", "seen,unique,value\n1,1,2\n2,1,1.5\n3,1,1.2\n")
+    monkeypatch.setattr(observation_files, "MAX_ROWS", 2)
+    with pytest.raises(ObservationError, match=r"runs\.csv: 3 rows, over the limit of 2"):
+        load_observations(p)
+    pq.write_table(pa.table({"seen": [1.0, 2.0, 3.0], "unique": [1.0] * 3, "value": [2.0, 1.5, 1.2]}), tmp_path / "r.parquet")
+    with pytest.raises(ObservationError, match=r"r\.parquet: 3 rows, over the limit of 2"):
+        load_observations(tmp_path / "r.parquet")
+    monkeypatch.setattr(observation_files, "MAX_BYTES", 10)
+    with pytest.raises(ObservationError, match=r"runs\.csv: \d+ bytes is over the 10 bytes limit for observation table files"):
+        load_observations(p)
+    monkeypatch.undo()
+    write_csv(tmp_path / "dup.csv", "seen,unique,value,seen\n1,1,2,3\n")
+    with pytest.raises(ObservationError, match=r"dup\.csv: duplicate column names \['seen'\]"):
+        load_observations(tmp_path / "dup.csv")
+
+
+def test_predictions_are_written_atomically_as_csv_or_parquet(tmp_path) -> None:
+    from thresher.mixtures.observation_files import read_table, write_table
+
+    table = pa.table({"run": ["a", "b"], "seen": [1.0, 2.0], "predicted": [0.5, 0.25]})
+    for name in ("p.csv", "p.parquet"):
+        write_table(table, tmp_path / name)
+        assert read_table(tmp_path / name).to_pylist() == table.to_pylist()
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["p.csv", "p.parquet"]

@@ -232,8 +232,35 @@ def test_bad_use_raises_clear_errors(mixture_ot):
         PerformanceModel.from_json('{"format": "other"}')
 
 
+def test_model_file_limits_and_version(tmp_path, monkeypatch):
+    import dataclasses
+
+    from thresher.metrics.files import FormatError
+    from thresher.mixtures import performance_file
+
+    p = _grid(3, 4)
+    model = PerformanceModel("p_linear", n_boot=0).fit(p, 0.5 + 0.2 * p[:, 0], pools=["a", "b", "c"])
+    path = model.save(tmp_path / "model.json")
+    assert path.read_bytes() == model.to_json().encode() and not list(tmp_path.glob(".*"))
+    d = json.loads(path.read_text())
+    d["version"] = 2
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(d))
+    with pytest.raises(FormatError, match=r"newer\.json: performance model format version 2 is not one"):
+        PerformanceModel.load(newer)
+    del d["form"]
+    d["version"] = 1
+    newer.write_text(json.dumps(d))
+    with pytest.raises(FormatError, match=r"newer\.json: malformed performance model: missing or bad field 'form'"):
+        PerformanceModel.load(newer)
+    monkeypatch.setattr(performance_file, "FORMAT", dataclasses.replace(performance_file.FORMAT, max_bytes=100))
+    with pytest.raises(FormatError, match=r"model\.json: .* is over the 100 bytes limit for performance model files"):
+        PerformanceModel.load(path)
+
+
 def test_wide_csv_round_trip_and_row_errors(tmp_path):
-    obs = MixtureObservations(["web", "code"], np.array([[0.3, 0.7], [1.0, 0.0]]), {"loss": np.array([2.0, 2.5])}, sizes=np.array([100.0, 200.0]))
+    obs = MixtureObservations(["web", "code"], np.array([[0.3, 0.7], [1.0, 0.0]]), {"loss": np.array([2.0, 2.5])},
+                              sizes=np.array([100.0, 200.0]))
     path = write_mixture_csv(obs, tmp_path / "obs.csv", extra={"predicted": np.array([2.1, 2.4])})
     back = read_mixture_csv(path, value_columns=["loss"])
     assert back.pools == ["web", "code"]

@@ -79,7 +79,7 @@ from tests.mixtures.test_planning import NAMES, goyal_fit
 fitted = goyal_fit(bootstrap=True)
 pools = [Pool(n, 12.8e6 * (1 + i)) for i, n in enumerate(NAMES)]
 p = plan(fitted, pools, 640e6, seed=3, n_runner_ups=3, max_epochs=8)
-print(hashlib.sha256(p.to_json().encode()).hexdigest())
+print(hashlib.sha256(json.dumps(p.to_dict()).encode()).hexdigest())
 """
 
 

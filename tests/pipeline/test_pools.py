@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from thresher.mixtures.planning import load_pools
+from thresher.jobs.planning_files import load_pools
 from thresher.pipeline.pools import PoolError, PoolSpec, build_pools, read_members
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.shards import discover, plan_parts
@@ -111,3 +111,41 @@ def test_bad_specs_and_inputs_name_the_problem(tmp_path):
         build_pools(tmp_path, tmp_path / "p", PoolSpec(score="quality"))
     with pytest.raises(PoolError, match="no documents"):
         build_pools(scored, tmp_path / "p", PoolSpec(score="quality", method="thresholds", edges=(2.0,)))
+
+
+def test_pools_json_has_one_reader_that_checks_version_limits_and_rows(tmp_path, monkeypatch):
+    import dataclasses
+
+    from thresher.pipeline import pools as mod
+    from thresher.pipeline.pools import load_pools_json, write_pools_json
+
+    doc = {"unit": "samples", "pools": [{"name": "a", "unique": 10.0, "documents": 3}, {"name": "b", "unique": 5}]}
+    written = write_pools_json(doc, tmp_path / "pools.json")
+    assert written["format"] == "thresher.pools/1" and not list(tmp_path.glob(".*"))
+    assert load_pools_json(tmp_path) == load_pools_json(tmp_path / "pools.json") == written  # a directory or the file
+    pools, unit = load_pools(tmp_path / "pools.json")
+    assert unit == "samples" and [(p.name, p.unique, p.documents) for p in pools] == [("a", 10.0, 3), ("b", 5.0, None)]
+    legacy = tmp_path / "hand.json"  # written by hand, as the README shows, before the format field
+    legacy.write_text(json.dumps(doc))
+    assert load_pools_json(legacy)["pools"][1]["name"] == "b"
+    cases = [
+        ({**doc, "format": "thresher.pools/2"}, r"bad\.json: pools format version '2' is not one this Thresher reads"),
+        ({**doc, "format": "thresher.plan/1"}, r"bad\.json: not a pools \(format 'thresher.plan/1'"),
+        ({"pools": [{"name": "a"}]}, r"bad\.json: pools\[0\]: missing 'unique'"),
+        ({"pools": [{"name": "a", "unique": 1}, {"name": "a", "unique": 2}]}, r"bad\.json: pools\[1\]: duplicate pool name"),
+        ({"pools": [{"name": "a", "unique": -1}]}, r"bad\.json: pools\[0\]: pool 'a': unique size must be a positive"),
+        ({"pools": []}, r"bad\.json: no pools listed"),
+        ({"unit": "bytes", "pools": doc["pools"]}, r"bad\.json: unit must be"),
+    ]
+    for bad, match in cases:
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(PoolError, match=match):
+            load_pools_json(tmp_path / "bad.json")
+    monkeypatch.setattr(mod, "MAX_POOLS", 1)
+    with pytest.raises(PoolError, match=r"pools\.json: 2 pools, over the limit of 1"):
+        load_pools_json(tmp_path)
+    monkeypatch.setattr(mod, "POOLS", dataclasses.replace(mod.POOLS, max_bytes=50))
+    with pytest.raises(PoolError, match=r"pools\.json: \d+ bytes is over the 50 bytes limit for pools files"):
+        load_pools_json(tmp_path)
+    with pytest.raises(PoolError, match=r"nowhere/pools\.json: no such pools file; pass the --out directory"):
+        load_pools_json(tmp_path / "nowhere" / "pools.json")
