@@ -1,7 +1,7 @@
 """Pilot runs on mixtures as the OT mixer sees them: one weight column per pool, named value columns.
 
 `MixtureObservations` is a view of the one observation table (`thresher.mixtures.observations`):
-`Observations.mixture_view()` gives it for runs already loaded, and `read_mixture_csv` loads
+`MixtureObservations.from_observations(obs)` gives it for runs already loaded, and `read_mixture_csv` loads
 the mixer's wide CSV through the same reader and builder. File format (CSV with a header):
 
     run,weight_web,weight_books,weight_code,size,seed,accuracy,loss
@@ -100,7 +100,7 @@ class MixtureObservations:
     @classmethod
     def from_observations(cls, obs: Observations,
                           values: str | Sequence[str] | Mapping[str, np.ndarray] | None = None) -> "MixtureObservations":
-        """The mixer's view of the observation table (see `Observations.mixture_view`).
+        """The mixer's view of the observation table (`from_observations`).
 
         values: names of columns of `obs.table` (the name "value", when no column has it, is the
         measured value), or arrays already read; default the measured value as "value".

@@ -5,8 +5,8 @@ trainer only has to be mapped onto it once. A row holds the pool weights of the 
 the unique size of every pool, how much was seen (tokens or samples), the model size when
 known, the measured value (loss or error) and whether the row is the run's final measurement.
 
-The OT mixer reads the same runs through `Observations.mixture_view()` (its wide table is a
-view of this one), and both CLI layouts load through `observations_from_table`: the mapped
+The OT mixer reads the same runs through `MixtureObservations.from_observations(obs)` (its
+wide table is a view of this one), and both CLI layouts load through `observations_from_table`: the mapped
 table of `thresher fit` (`load_observations`) and the `weight_` table of `thresher mix fit`
 (`thresher.mixtures.mixture_observations.read_mixture_csv`). A mixer's table may leave the
 unique sizes or `seen` unknown (all NaN); a law asks for them (`check_for_laws`).
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -29,9 +29,6 @@ from thresher.mixtures.observation_files import (  # noqa: F401  (PRESETS, parse
     read_table,
     rows_where,
 )
-
-if TYPE_CHECKING:
-    from thresher.mixtures.mixture_observations import MixtureObservations
 
 DEFAULT_POOL = "all"
 UNITS = ("tokens", "samples")
@@ -161,16 +158,6 @@ class Observations:
         if missing:
             raise ObservationError(f"{self.source}: a utility law needs {' and '.join(missing)} for every run; map "
                                    f"seen=COLUMN and unique=COLUMN (or unique.POOL per pool)")
-
-    def mixture_view(self, values: str | Sequence[str] | None = None) -> MixtureObservations:
-        """The same runs as the OT mixer's wide table: weights, sizes (`seen`), ids and value columns.
-
-        values: columns of the source table to carry as the mixer's values; default the measured
-        `value` (under the name "value"). The rows are shared, not copied.
-        """
-        from thresher.mixtures.mixture_observations import MixtureObservations
-
-        return MixtureObservations.from_observations(self, values)
 
 
 def _validate(obs: Observations) -> None:

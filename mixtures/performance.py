@@ -55,7 +55,7 @@ def _fit_inputs(obs: Observations | MixtureObservations | np.ndarray, y: np.ndar
                                                                            list[str] | None]:
     """(weights, values, sizes, pools) from what `PerformanceModel.fit` was given."""
     if isinstance(obs, Observations):
-        obs = obs.mixture_view(y if isinstance(y, str) else None)
+        obs = MixtureObservations.from_observations(obs, y if isinstance(y, str) else None)
     if isinstance(obs, MixtureObservations):
         values = y if isinstance(y, np.ndarray) else obs.value(y)
         return obs.weights, values, obs.sizes if sizes is None else sizes, list(obs.pools)
@@ -196,7 +196,7 @@ class PerformanceModel:
     ) -> "PerformanceModel":
         """Fit on observations (`fit(obs, "accuracy")`) or arrays (`fit(weights, y, sizes=...)`).
 
-        obs may be the observation table itself (its `mixture_view`): the runs a law is fitted
+        obs may be the observation table itself (through its mixer view): the runs a law is fitted
         on feed the mixer too, with `seen` as the training size.
         """
         weights, values, sizes, pools = _fit_inputs(obs, y, sizes, pools)

@@ -2,7 +2,8 @@
 
 A cycle hidden in a function-local import still ties two modules together (each
 needs the other to work, and neither can be understood or moved alone), so every
-import statement counts. `from package import name` counts as importing the
+import statement counts, except those under `if TYPE_CHECKING:`, which never run
+(a helper module may name the class it serves in its annotations). `from package import name` counts as importing the
 submodule `package.name` when there is one, else the package itself.
 """
 from __future__ import annotations
@@ -18,7 +19,12 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for module, path in modules.items():
         package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        typing_only = {id(n) for block in ast.walk(tree) if _is_type_checking_block(block)
+                       for stmt in block.body for n in ast.walk(stmt)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -31,6 +37,14 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
                 continue
             graph[module].update(t for t in targets if t in modules and t != module)
     return graph
+
+
+def _is_type_checking_block(node: ast.AST) -> bool:
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -83,3 +97,12 @@ def test_the_check_finds_a_cycle_through_a_function_local_import(tmp_path):
     assert find_cycle(graph) == ["thresher.x.a", "thresher.x.b", "thresher.x.a"]
     (tmp_path / "b.py").write_text("def f():\n    pass\n")
     assert find_cycle(import_graph(modules)) is None
+
+
+def test_imports_for_type_checking_only_do_not_count(tmp_path):
+    (tmp_path / "a.py").write_text("from thresher.x import b\n")
+    (tmp_path / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from thresher.x.a import g\n")
+    modules = {f"thresher.x.{n}": tmp_path / f"{n}.py" for n in "ab"}
+    assert find_cycle(import_graph(modules)) is None
+    (tmp_path / "b.py").write_text("import typing\nif typing.TYPE_CHECKING:\n    pass\nelse:\n    from thresher.x.a import g\n")
+    assert find_cycle(import_graph(modules)) == ["thresher.x.a", "thresher.x.b", "thresher.x.a"]

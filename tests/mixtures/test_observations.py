@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.common import reference_data_dir
+from thresher.mixtures.mixture_observations import MixtureObservations
 from thresher.mixtures.observations import ObservationError, Observations, load_observations, parse_columns
 
 
@@ -114,7 +115,7 @@ def test_runs_loaded_once_feed_a_law_fit_and_the_ot_performance_model(tmp_path) 
     obs = load_observations(_pilot_table(tmp_path / "pilots.csv"), mapping)
     law = fit(obs, "goyal", grid="small", max_starts=4)
     assert law.n_obs == len(obs) == 18 and law.pools == ("code", "web")
-    view = obs.mixture_view()
+    view = MixtureObservations.from_observations(obs)
     assert view.weights is obs.weights and view.sizes is obs.seen  # a view: the rows are shared, not copied
     assert view.observations is obs and view.value() is obs.value and view.ids == list(obs.run)
     rng = np.random.default_rng(1)
@@ -126,7 +127,7 @@ def test_runs_loaded_once_feed_a_law_fit_and_the_ot_performance_model(tmp_path) 
     again = PerformanceModel("linear_ot", ot=ot, n_boot=5).fit(view, "value")
     np.testing.assert_array_equal(again.predict(obs.weights, 2000.0), model.predict(obs.weights, 2000.0))
     with pytest.raises(ObservationError, match="no value column 'accuracy'"):
-        obs.mixture_view("accuracy")
+        MixtureObservations.from_observations(obs, "accuracy")
 
 
 def test_the_mixers_wide_table_is_the_same_table(tmp_path) -> None:
