@@ -13,15 +13,9 @@ from typing import Iterator
 
 import numpy as np
 
+from tests.reference_data import reference_data_dir  # noqa: F401  (the benchmarks' one location of it)
+
 FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
-REFERENCE_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-
-
-def reference_data_dir() -> Path | None:
-    """The third-party measurements beside the project (`../shared/data`), or None when absent."""
-    env = os.environ.get("THRESHER_REFERENCE_DATA")
-    path = Path(env) if env else REFERENCE_DATA_DIR
-    return path if path.is_dir() else None
 
 
 def _read_idx(path: Path) -> np.ndarray:

@@ -241,8 +241,10 @@ def _by_gradient(model, feasible: FeasibleMixtures, n: float | None, sign: float
     while len(inits) < starts:
         inits.append(rng.dirichlet(np.ones(m)))
     # Each OT evaluation is a transport solve: stop at weights good to 1e-6, far below any
-    # difference a training run could resolve; closed-form models run to 1e-10.
-    tol, rel_tol = (1e-6, 1e-8) if model.uses_ot else (1e-10, 1e-10)
+    # difference a training run could resolve; closed-form models run until the weights move
+    # less than 1e-10. (A value test would stop them early: near a smooth optimum the value
+    # changes with the square of the distance, so 1e-10 of the value is 1e-5 of a weight.)
+    tol, rel_tol = (1e-6, 1e-8) if model.uses_ot else (1e-10, 0.0)
     results = [_ascend(objective, feasible, s, max_iter, tol, rel_tol) for s in inits[:max(starts, len(inits))]]
     results.sort(key=lambda r: -r[1])
     best = results[0][0]

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.common import reference_data_dir
+from tests.reference_data import reference_data_dir
 from thresher.jobs.cli import main
 from thresher.mixtures.transport import EmbeddingSet, MixtureOT
 

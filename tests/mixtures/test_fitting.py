@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.common import reference_data_dir
+from tests.reference_data import reference_data_dir
 from thresher.mixtures import FittedLaw, fit
 from thresher.mixtures.fitting import huber, run_bootstrap
 from thresher.mixtures.laws import GoyalLaw, LawData

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.common import reference_data_dir
+from tests.reference_data import reference_data_dir
 from thresher.mixtures.laws import LAWS, GoyalLaw, LawData, MuennighoffLaw, OverfitLaw, get_law
 from thresher.mixtures.laws.muennighoff import PUBLISHED
 from thresher.mixtures.observations import Observations, load_observations

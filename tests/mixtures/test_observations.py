@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.common import reference_data_dir
+from tests.reference_data import reference_data_dir
 from thresher.mixtures.mixture_observations import MixtureObservations
 from thresher.mixtures.observations import ObservationError, Observations, load_observations, parse_columns
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.common import reference_data_dir
+from tests.reference_data import reference_data_dir
 from thresher.mixtures.mixture_observations import MixtureObservations, read_mixture_csv, read_regmix, write_mixture_csv
 from thresher.mixtures.performance import PerformanceModel
 from thresher.mixtures.performance_forms import FORMS
