@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -220,7 +219,6 @@ def run_ours(work: Path, args: argparse.Namespace) -> dict:
 
 def run_datatrove(work: Path, args: argparse.Namespace) -> dict:
     import logging
-    import struct
 
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupSignature

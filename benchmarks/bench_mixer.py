@@ -29,21 +29,21 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
+import argparse
+import time
+import warnings
 
-import numpy as np  # noqa: E402
-from scipy.stats import pearsonr, spearmanr  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
+import numpy as np
+from scipy.stats import pearsonr, spearmanr
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 
-from benchmarks.common import peak_rss_mb, reference_data_dir, require_fashion_mnist  # noqa: E402
-from thresher.mixtures.optimize import optimize_mixture  # noqa: E402
-from thresher.mixtures.performance import PerformanceModel  # noqa: E402
-from thresher.mixtures.size_laws import exponent_prior, fit_size_exponent, size_weights, sweep_exponent  # noqa: E402
-from thresher.mixtures.transport import EmbeddingSet, MixtureOT, select_label_weight  # noqa: E402
+from benchmarks.common import peak_rss_mb, reference_data_dir, require_fashion_mnist
+from thresher.mixtures.optimize import optimize_mixture
+from thresher.mixtures.performance import PerformanceModel
+from thresher.mixtures.size_laws import exponent_prior, fit_size_exponent, size_weights, sweep_exponent
+from thresher.mixtures.transport import EmbeddingSet, MixtureOT, select_label_weight
 
 GROUPS = ([0, 1, 2, 3], [4, 5, 6], [7, 8, 9])
 CONCENTRATION = 0.9  # share of a source's samples drawn from its own class group
@@ -339,7 +339,8 @@ def part_fashion(quick: bool) -> None:
         choice_p = optimize_mixture(model, big, starts=4)
         t = time.perf_counter() - t
         true = np.mean([train_accuracy(choice_p.weights, big, s, data) for s in check_seeds])
-        print(f"{form:<9} {len(sizes)} sizes{' +prior' if prior else ''} p={np.round(choice_p.weights, 3)}  predicted {choice_p.predicted * 100:.2f} "
+        print(f"{form:<9} {len(sizes)} sizes{' +prior' if prior else ''} p={np.round(choice_p.weights, 3)}  "
+              f"predicted {choice_p.predicted * 100:.2f} "
               f"[{choice_p.lower * 100:.2f}, {choice_p.upper * 100:.2f}]  true {true * 100:.2f}  "
               f"(grid best on the same fresh seeds {gridbest_fresh * 100:.2f}; gap {(gridbest_fresh - true) * 100:+.2f}; {t:.1f}s)",
               flush=True)

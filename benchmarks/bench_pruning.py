@@ -152,7 +152,8 @@ def plot(out: dict, path: Path) -> None:
 
     res, fracs = out["results"], out["config"]["fractions"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    styles = {"random": "k-", "ssp-easy": "b--", "ssp-hard": "r--", "ssp-easy-balanced": "b-", "ssp-hard-balanced": "r-", "el2n-hard": "g-."}
+    styles = {"random": "k-", "ssp-easy": "b--", "ssp-hard": "r--", "ssp-easy-balanced": "b-", "ssp-hard-balanced": "r-",
+              "el2n-hard": "g-."}
     for s in STRATEGIES:
         v = np.array([res[s][str(f)] for f in fracs])
         ax.errorbar(np.array(fracs) * 100, v.mean(1), yerr=v.std(1, ddof=1) if v.shape[1] > 1 else None, fmt=styles[s], marker="o",

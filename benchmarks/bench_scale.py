@@ -105,9 +105,8 @@ def run_one(corpus: Path, work: Path, step_file: Path) -> dict:
 
 def _psutil():
     """psutil as Ray ships it (importing ray puts its bundled copy on the path)."""
-    import ray  # noqa: F401
-
     import psutil
+    import ray  # noqa: F401
 
     return psutil
 

@@ -60,20 +60,20 @@ def build(seed: int = 0):
         return rng.permutation(np.concatenate([take({c}, k, used) for c, k in zip(classes, counts) if k]))
 
     stocks = {}
-    comp = mixed({**{c: 1.0 for c in range(7)}, 7: 4.0, 8: 4.0, 9: 4.0}, STOCK)
+    comp = mixed({**dict.fromkeys(range(7), 1.0), 7: 4.0, 8: 4.0, 9: 4.0}, STOCK)
     stocks["complementary"] = (feats(xtr[comp]), ytr[comp])
     one = mixed({8: 1.0}, STOCK)
     stocks["one_missing_class"] = (feats(xtr[one]), ytr[one])
-    fresh = mixed({c: 1.0 for c in range(7)}, STOCK)
+    fresh = mixed(dict.fromkeys(range(7), 1.0), STOCK)
     stocks["fresh_same_classes"] = (feats(xtr[fresh]), ytr[fresh])
     dup = owned_idx[rng.choice(3000, STOCK, replace=True)]
     stocks["duplicate"] = (feats(xtr[dup]), ytr[dup])
-    noisy = mixed({c: 1.0 for c in range(10)}, STOCK)
+    noisy = mixed(dict.fromkeys(range(10), 1.0), STOCK)
     yn = ytr[noisy].copy()
     flip = rng.random(STOCK) < 0.4
     yn[flip] = (yn[flip] + rng.integers(1, 10, flip.sum())) % 10  # a different class
     stocks["label_noise_40"] = (feats(xtr[noisy]), yn)
-    off = mixed({c: 1.0 for c in range(10)}, STOCK)
+    off = mixed(dict.fromkeys(range(10), 1.0), STOCK)
     imgs = 1.0 - xtr[off].reshape(-1, 28, 28)
     imgs = np.rot90(imgs, k=1, axes=(1, 2)).reshape(-1, 784)
     stocks["off_distribution"] = (feats(imgs), ytr[off])
@@ -119,7 +119,7 @@ def main() -> None:
     repeats, n_boot = (2, 100) if args.quick else (3, 300)
     ot_sets = {"owned": EmbeddingSet(*owned, name="owned"), "target": reduce_set(*val, 300, 0, "target"),
                "vendors": {n: EmbeddingSet(*samples[n], name=n) for n in names}}
-    common = dict(min_gain=MIN_GAIN, repeats=repeats, n_boot=n_boot, max_extrapolation=20.0)
+    common = {"min_gain": MIN_GAIN, "repeats": repeats, "n_boot": n_boot, "max_extrapolation": 20.0}
     # Unlimited money: each vendor valued at its whole stock, as the ground truth trains on it.
     t1 = time.perf_counter()
     ev = AcquisitionEvaluator(budget=None, **common).fit(
@@ -137,9 +137,9 @@ def main() -> None:
         ot_delta = ev.ot_at(o.name, STOCK, max_points=300, n_boot=5)["delta"]
         res = next(v for v in ev.result_.vendors if v.name == o.name)
         decision = "buy" if lo > MIN_GAIN else "skip" if hi <= MIN_GAIN else "ask"
-        rows.append(dict(name=o.name, revealed=o.revealed, dup=curve.duplicate_fraction, pred=pred, lo=lo, hi=hi,
-                         p=float(np.mean(boot > MIN_GAIN)), true=true, ot=ot_delta, decision=decision,
-                         more=res.more_samples))
+        rows.append({"name": o.name, "revealed": o.revealed, "dup": curve.duplicate_fraction, "pred": pred, "lo": lo, "hi": hi,
+                         "p": float(np.mean(boot > MIN_GAIN)), "true": true, "ot": ot_delta, "decision": decision,
+                         "more": res.more_samples})
     print(f"Fashion-MNIST, owner: 3000 images of classes 0-6; owned-only test accuracy {base:.4f}; "
           f"min_gain {MIN_GAIN}; each vendor valued at its whole stock of {STOCK}")
     print(f"{'vendor':<20}{'shown':>6}{'dup':>6}{'predicted':>10}{'90% interval':>20}{'P(>min)':>8}"
@@ -179,7 +179,8 @@ def main() -> None:
           f"[{res.total_gain.low:+.4f}, {res.total_gain.high:+.4f}] (sum of vendors)"
           + ("" if joint is None else f", joint pilot {joint.mean:+.4f} [{joint.low:+.4f}, {joint.high:+.4f}]")
           + f"; actual {actual:+.4f}")
-    print(f"time: evaluator {t_eval:.1f} s (pilots, bootstrap, OT), budgeted purchase + joint pilot {t_budget:.1f} s, total {time.perf_counter() - t0:.1f} s")
+    print(f"time: evaluator {t_eval:.1f} s (pilots, bootstrap, OT), budgeted purchase + joint pilot {t_budget:.1f} s, "
+          f"total {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import gzip
-import os
 import resource
 import struct
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

@@ -14,8 +14,8 @@ import gzip
 import importlib.util
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa

@@ -14,8 +14,8 @@ import gzip
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from thresher.pipeline.corpus import _read_text
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from thresher.jobs import __version__
 from thresher.metrics.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, InputError, ThresherError

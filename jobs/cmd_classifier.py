@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from thresher.jobs.cli import UsageError
 from thresher.metrics.errors import ThresherError

@@ -10,8 +10,9 @@ import argparse
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from thresher.jobs.common import prepare_out, print_outputs, say
 from thresher.metrics.errors import JobFailed, ThresherError

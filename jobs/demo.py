@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from thresher.jobs.demo_corpus import SPLIT, write_demo_tree
 

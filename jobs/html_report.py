@@ -5,9 +5,10 @@ import base64
 import html
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from thresher.pipeline.outputs import write_text_atomic
 
@@ -56,16 +57,16 @@ class Report:
     subtitle: str = ""
     parts: list[str] = field(default_factory=list)
 
-    def heading(self, text: str) -> "Report":
+    def heading(self, text: str) -> Report:
         self.parts.append(f"<h2>{html.escape(text)}</h2>")
         return self
 
-    def paragraph(self, text: str, note: bool = False) -> "Report":
+    def paragraph(self, text: str, note: bool = False) -> Report:
         cls = ' class="note"' if note else ""
         self.parts.append(f"<p{cls}>{html.escape(text)}</p>")
         return self
 
-    def table(self, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> "Report":
+    def table(self, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> Report:
         if not rows:
             return self.paragraph("(no rows)", note=True)
         columns = list(columns or rows[0].keys())
@@ -74,11 +75,11 @@ class Report:
         self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         return self
 
-    def figure(self, fig: Any, alt: str) -> "Report":
+    def figure(self, fig: Any, alt: str) -> Report:
         self.parts.append(f'<img alt="{html.escape(alt)}" src="{figure_data_uri(fig)}">')
         return self
 
-    def json_block(self, data: Any) -> "Report":
+    def json_block(self, data: Any) -> Report:
         self.parts.append(f"<pre>{html.escape(json.dumps(data, indent=2, default=str))}</pre>")
         return self
 

@@ -126,8 +126,8 @@ def _pools_section(report: Report, summary: dict) -> None:
 
 
 def _decay(report: Report, summary: dict) -> None:
-    from thresher.mixtures.fitted_law import FittedLaw
     from thresher.jobs.planning_files import load_pools
+    from thresher.mixtures.fitted_law import FittedLaw
     from thresher.mixtures.plots import draw_utility_decay
 
     f = summary["fit"]

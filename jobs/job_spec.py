@@ -8,12 +8,28 @@ resolved against the spec file's folder. See jobs/examples/ for complete specs.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from thresher.jobs.spec_kit import (REQUIRED, At, Field, Required, boolean, fields, integer, list_of, load_yaml,
-                                    mapping, number, one_of, optional, section, text)
+from thresher.jobs.spec_kit import (
+    REQUIRED,
+    At,
+    Field,
+    Required,
+    boolean,
+    fields,
+    integer,
+    list_of,
+    load_yaml,
+    mapping,
+    number,
+    one_of,
+    optional,
+    section,
+    text,
+)
 from thresher.pipeline.safety import MAX_SPEC_BYTES
 
 STAGES = ("score", "dedupe", "pools", "fit", "plan", "materialize")

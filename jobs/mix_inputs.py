@@ -6,9 +6,10 @@ its OT from the files it was fitted with, or from new paths to the same pools.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -102,15 +103,16 @@ def predict_csv(model, mixtures: str, out: Path, layout: TableLayout, *, size: f
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)
     writer.writerow(header + ["predicted", "predicted_low", "predicted_high"])
-    for row, m, l, h in zip(body, mean, lo, hi):
-        writer.writerow(row + [repr(float(m)), repr(float(l)), repr(float(h))])
+    for row, m, low, high in zip(body, mean, lo, hi):
+        writer.writerow(row + [repr(float(m)), repr(float(low)), repr(float(high))])
     write_text_atomic(buf.getvalue(), out)
     return len(mean)
 
 
 def sweep_exponent(path: str, value_column: str, layout: TableLayout) -> dict[str, Any]:
     """The size exponent of one earlier sweep (three or more sizes), fitted on the mixtures run at every size."""
-    from thresher.mixtures.size_laws import observed_means, sweep_exponent as fit_exponent
+    from thresher.mixtures.size_laws import observed_means
+    from thresher.mixtures.size_laws import sweep_exponent as fit_exponent
 
     obs = read_table(path, layout, [value_column])
     if obs.sizes is None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from thresher.metrics.errors import InputError
 
@@ -31,10 +32,10 @@ class At:
     file: str
     key: str = ""
 
-    def child(self, name: object) -> "At":
+    def child(self, name: object) -> At:
         return At(self.file, f"{self.key}.{name}" if self.key else str(name))
 
-    def item(self, index: int) -> "At":
+    def item(self, index: int) -> At:
         return At(self.file, f"{self.key}[{index}]")
 
     @property

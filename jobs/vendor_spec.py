@@ -7,12 +7,30 @@ they are read later, as untrusted data, by `vendor_rows`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from thresher.jobs.spec_kit import (REQUIRED, At, Field, anything, defaults, existing_file, fields, integer, list_of,
-                                    load_yaml, name, number, one_of, optional, section, text, unique)
+from thresher.jobs.spec_kit import (
+    REQUIRED,
+    At,
+    Field,
+    anything,
+    defaults,
+    existing_file,
+    fields,
+    integer,
+    list_of,
+    load_yaml,
+    name,
+    number,
+    one_of,
+    optional,
+    section,
+    text,
+    unique,
+)
 from thresher.mixtures.vendors.prices import PRICE_UNITS, PriceSchedule, PriceTier
 
 PROXY_KINDS = ("classifier", "ngram", "pilot_csv")

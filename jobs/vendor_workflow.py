@@ -9,9 +9,10 @@ data that `vendor_report.write_reports` renders.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -272,8 +273,8 @@ def evaluate_spec(spec: Spec, out: Path, log: Log | None = None) -> dict[str, An
 
 def add_repetition(spec: Spec, result: dict[str, Any], vendor_offers: list) -> None:
     """Utility-law value of each vendor at its evaluated quantity, for a run that repeats data."""
-    from thresher.mixtures.fitting import FittedLaw
     from thresher.jobs.planning_files import load_pools
+    from thresher.mixtures.fitting import FittedLaw
     from thresher.mixtures.vendors.repetition import repetition_value
 
     rep = spec.repetition

@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -74,7 +74,7 @@ class QualityClassifier:
     def features(self, texts: Sequence[str]):
         return hashed_ngrams(texts, self.n_features, self.ngram_range, max_chars=self.max_chars)
 
-    def fit(self, positives: Sequence[str], negatives: Sequence[str]) -> "QualityClassifier":
+    def fit(self, positives: Sequence[str], negatives: Sequence[str]) -> QualityClassifier:
         """Train; `validation_` holds held-out AUC and accuracy when a validation share is set."""
         positives, negatives = list(positives), list(negatives)
         if len(positives) < 2 or len(negatives) < 2:
@@ -148,7 +148,7 @@ class QualityClassifier:
         return json.dumps(self.to_dict()).encode()
 
     @classmethod
-    def from_dict(cls, doc: Mapping, source: str = "classifier") -> "QualityClassifier":
+    def from_dict(cls, doc: Mapping, source: str = "classifier") -> QualityClassifier:
         """Rebuild a saved classifier; a FormatError naming `source` when `doc` is not one."""
         try:
             FORMAT.check(doc, source)
@@ -181,7 +181,7 @@ class QualityClassifier:
         return model
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: str = "classifier") -> "QualityClassifier":
+    def from_bytes(cls, data: bytes, source: str = "classifier") -> QualityClassifier:
         try:
             doc = FORMAT.loads(data, source)
         except FormatError as exc:
@@ -193,6 +193,6 @@ class QualityClassifier:
         return write_bytes_atomic(self.to_bytes(), path)
 
     @classmethod
-    def load(cls, path: str | PathLike) -> "QualityClassifier":
+    def load(cls, path: str | PathLike) -> QualityClassifier:
         data = read_limited(path, FORMAT.max_bytes, FORMAT.what, missing="train one with `thresher classifier train`")
         return cls.from_bytes(data, str(path))

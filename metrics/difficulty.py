@@ -78,7 +78,7 @@ def el2n_scores(
     total = np.zeros(x.shape[0])
     for m in range(n_models):
         model = _model(hidden, min(batch_size, x.shape[0]), learning_rate, seed * 1000 + m)
-        for model in _epochs(model, x, codes, classes.size, epochs):
+        for _ in _epochs(model, x, codes, classes.size, epochs):  # trains `model` in place, epoch by epoch
             pass
         total += np.linalg.norm(model.predict_proba(x) - onehot, axis=1)
     return total / n_models
@@ -102,9 +102,9 @@ def forgetting_counts(
     x, codes, classes = _check_xy(x, y)
     if epochs < 2:
         raise ValueError(f"forgetting needs at least 2 epochs, got {epochs}")
-    model = _model(hidden, min(batch_size, x.shape[0]), learning_rate, seed)
+    start = _model(hidden, min(batch_size, x.shape[0]), learning_rate, seed)
     correct = np.zeros((epochs, x.shape[0]), bool)
-    for e, model in enumerate(_epochs(model, x, codes, classes.size, epochs)):
+    for e, model in enumerate(_epochs(start, x, codes, classes.size, epochs)):
         correct[e] = model.predict(x) == codes
     flips = np.count_nonzero(correct[:-1] & ~correct[1:], axis=0).astype(np.float64)
     flips[~correct.any(axis=0)] = np.inf

@@ -8,8 +8,9 @@ missing.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -194,14 +195,15 @@ class MiniLMEmbedder:
         w = self._weights
         assert w is not None
         n, t = ids.shape
-        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:t] + w["embeddings.token_type_embeddings.weight"][0]
+        x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:t]
+             + w["embeddings.token_type_embeddings.weight"][0])
         x = self._layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
         heads, hd = 12, 32
         bias = np.where(mask[:, None, None, :] > 0, 0.0, -1e9).astype(np.float32)
         for i in range(6):
             p = f"encoder.layer.{i}."
 
-            def lin(h: np.ndarray, name: str) -> np.ndarray:
+            def lin(h: np.ndarray, name: str, p: str = p) -> np.ndarray:
                 return h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
 
             q = lin(x, "attention.self.query").reshape(n, t, heads, hd).transpose(0, 2, 1, 3)
@@ -211,7 +213,8 @@ class MiniLMEmbedder:
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
             ctx = (att @ v).transpose(0, 2, 1, 3).reshape(n, t, heads * hd)
-            x = self._layer_norm(lin(ctx, "attention.output.dense") + x, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"])
+            x = self._layer_norm(lin(ctx, "attention.output.dense") + x, w[p + "attention.output.LayerNorm.weight"],
+                                 w[p + "attention.output.LayerNorm.bias"])
             h = lin(x, "intermediate.dense")
             h = 0.5 * h * (1.0 + erf(h / np.float32(np.sqrt(2.0))))
             x = self._layer_norm(lin(h, "output.dense") + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"])

@@ -18,9 +18,10 @@ import glob
 import json
 import os
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any
 
 from thresher.metrics.errors import InputError, JobFailed
 

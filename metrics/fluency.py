@@ -22,9 +22,10 @@ import json
 import re
 import unicodedata
 import zipfile
+from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import BinaryIO, Iterable, Sequence
+from typing import BinaryIO
 
 import numpy as np
 
@@ -93,7 +94,7 @@ class FluencyModel:
         self._index: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ training
-    def fit(self, texts: Iterable[str]) -> "FluencyModel":
+    def fit(self, texts: Iterable[str]) -> FluencyModel:
         """Train on reference documents (one pass; texts may be a generator)."""
         intern: dict[str, int] = {}
         chunks: list[np.ndarray] = []
@@ -268,7 +269,7 @@ class FluencyModel:
             return np.where(count > 0, 10.0 ** (-total / np.maximum(count, 1)), np.nan)
 
     # ------------------------------------------------------------------- buckets
-    def calibrate(self, texts: Sequence[str], percentiles: tuple[float, float] = (30.0, 60.0)) -> "FluencyModel":
+    def calibrate(self, texts: Sequence[str], percentiles: tuple[float, float] = (30.0, 60.0)) -> FluencyModel:
         """Store head/middle/tail cutoffs measured on a sample of the pool to be bucketed (as CCNet does)."""
         self.cutoffs_ = fit_cutoffs(self.perplexity(texts), percentiles)
         return self
@@ -310,18 +311,18 @@ class FluencyModel:
         return write_atomic(path, write)
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: str = "fluency model") -> "FluencyModel":
+    def from_bytes(cls, data: bytes, source: str = "fluency model") -> FluencyModel:
         if len(data) > FORMAT.max_bytes:
             raise FormatError(source, f"{len(data)} bytes is over the limit for fluency model files")
         return cls._read_npz(io.BytesIO(data), source)
 
     @classmethod
-    def load(cls, path: str | PathLike) -> "FluencyModel":
+    def load(cls, path: str | PathLike) -> FluencyModel:
         with open_limited(path, FORMAT.max_bytes, FORMAT.what, missing="train one with `thresher fluency train`") as fh:
             return cls._read_npz(fh, str(path))
 
     @classmethod
-    def _read_npz(cls, fh: BinaryIO, source: str) -> "FluencyModel":
+    def _read_npz(cls, fh: BinaryIO, source: str) -> FluencyModel:
         """The one reader: never unpickles, and refuses archives that unpack beyond `MAX_UNPACKED_BYTES`."""
         try:
             with np.load(fh, allow_pickle=False) as z:

@@ -6,7 +6,7 @@ the hashing parameters, and two machines always build identical features
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp

@@ -7,7 +7,7 @@ the published ones (Rae et al. 2021, Table A1; Raffel et al. 2020 for C4).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa

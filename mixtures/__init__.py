@@ -7,3 +7,9 @@ from thresher.mixtures.optimize import FeasibleMixtures, MixtureChoice, optimize
 from thresher.mixtures.performance import PerformanceModel
 from thresher.mixtures.planning import frontier, marginal_value, plan
 from thresher.mixtures.transport import EmbeddingSet, MixtureOT
+
+__all__ = [
+    "EmbeddingSet", "FeasibleMixtures", "FittedLaw", "MixtureChoice", "MixtureObservations", "MixtureOT",
+    "Observations", "PerformanceModel", "fit", "frontier", "load_observations", "marginal_value",
+    "optimize_mixture", "plan", "read_mixture_csv", "read_regmix",
+]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -132,7 +133,7 @@ class FittedLaw:
         return json.dumps(self.to_dict(), indent=1, allow_nan=True)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str = "fit") -> "FittedLaw":
+    def from_dict(cls, d: Mapping[str, Any], source: str = "fit") -> FittedLaw:
         FORMAT.check(d, source)
         try:
             boot = d.get("bootstrap")
@@ -158,7 +159,7 @@ class FittedLaw:
         return self.to_json().encode()
 
     @classmethod
-    def from_json(cls, text: str | bytes, source: str = "fit") -> "FittedLaw":
+    def from_json(cls, text: str | bytes, source: str = "fit") -> FittedLaw:
         return cls.from_dict(FORMAT.loads(text, source), source)
 
     def save(self, path: str | Path) -> Path:
@@ -166,7 +167,7 @@ class FittedLaw:
         return write_bytes_atomic(self.to_bytes(), path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "FittedLaw":
+    def load(cls, path: str | Path) -> FittedLaw:
         return cls.from_json(read_limited(path, FORMAT.max_bytes, FORMAT.what, missing="write one with `thresher fit`"),
                              str(path))
 

@@ -21,9 +21,9 @@ join="index", weight_prefix="train_the_pile_")`` (or simply ``read_regmix(dir, "
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -83,7 +83,7 @@ class MixtureObservations:
             raise ValueError(f"no value column {column!r}; have {sorted(self.values)}")
         return self.values[column]
 
-    def subset(self, rows: np.ndarray | Sequence[int]) -> "MixtureObservations":
+    def subset(self, rows: np.ndarray | Sequence[int]) -> MixtureObservations:
         idx = np.asarray(rows)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
@@ -99,7 +99,7 @@ class MixtureObservations:
 
     @classmethod
     def from_observations(cls, obs: Observations,
-                          values: str | Sequence[str] | Mapping[str, np.ndarray] | None = None) -> "MixtureObservations":
+                          values: str | Sequence[str] | Mapping[str, np.ndarray] | None = None) -> MixtureObservations:
         """The mixer's view of the observation table (`from_observations`).
 
         values: names of columns of `obs.table` (the name "value", when no column has it, is the

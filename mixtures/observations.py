@@ -13,9 +13,9 @@ unique sizes or `seen` unknown (all NaN); a law asks for them (`check_for_laws`)
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -81,7 +81,7 @@ class Observations:
         run: Sequence[str] | None = None,
         final: Sequence[bool] | np.ndarray | None = None,
         unit: str = "tokens",
-    ) -> "Observations":
+    ) -> Observations:
         """Build a table in memory (planning and tests); `value` may be omitted for prediction only."""
         seen_a = np.atleast_1d(np.asarray(seen, dtype=np.float64))
         n = len(seen_a)
@@ -91,7 +91,10 @@ class Observations:
         else:
             unique_a = np.asarray(unique, dtype=np.float64)
             unique_a = unique_a.reshape(n, -1) if unique_a.ndim <= 1 else unique_a
-            pools = tuple(pools) if pools is not None else (DEFAULT_POOL,) if unique_a.shape[1] == 1 else tuple(f"pool{i}" for i in range(unique_a.shape[1]))
+            if pools is not None:
+                pools = tuple(pools)
+            else:
+                pools = (DEFAULT_POOL,) if unique_a.shape[1] == 1 else tuple(f"pool{i}" for i in range(unique_a.shape[1]))
         if weights is None:
             if len(pools) != 1:
                 raise ObservationError("<arrays>: weights are required with more than one pool")
@@ -128,7 +131,7 @@ class Observations:
     def n_runs(self) -> int:
         return len(np.unique(self.run.astype(str)))
 
-    def subset(self, rows: np.ndarray | Sequence[int]) -> "Observations":
+    def subset(self, rows: np.ndarray | Sequence[int]) -> Observations:
         """Rows by boolean mask or index array (order kept)."""
         idx = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
         table = self.table.take(pa.array(idx)) if self.table is not None else None
@@ -136,7 +139,7 @@ class Observations:
                             seen=self.seen[idx], value=self.value[idx], params=self.params[idx], final=self.final[idx],
                             unit=self.unit, source=self.source, table=table)
 
-    def with_pools(self, pools: Sequence[str]) -> "Observations":
+    def with_pools(self, pools: Sequence[str]) -> Observations:
         """The same rows over `pools` (a superset in any order); absent pools get weight 0."""
         missing = [p for p in self.pools if p not in pools]
         if missing:
@@ -245,7 +248,10 @@ def observations_from_table(
         return column(table, mapping[key], source, True) if key in mapping else np.full(n, np.nan)
 
     seen, value, params = numbers("seen"), numbers("value"), numbers("params")
-    run = column(table, mapping["run"], source, False).astype(str).astype(object) if "run" in mapping else np.array([f"row{i + 1}" for i in range(n)], dtype=object)
+    if "run" in mapping:
+        run = column(table, mapping["run"], source, False).astype(str).astype(object)
+    else:
+        run = np.array([f"row{i + 1}" for i in range(n)], dtype=object)
     if "seed" in mapping and "run" not in mapping:
         run = column(table, mapping["seed"], source, False)
     final = column(table, mapping["final"], source, True) > 0 if "final" in mapping else _last_of_each_run(run, seen)

@@ -9,15 +9,17 @@ mixtures and average the best ones (the average of feasible points is feasible).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from thresher.mixtures.feasible_mixtures import FeasibleMixtures
 
 
-def _per_pool(values: Sequence[float] | Mapping[str, float] | np.ndarray | None, pools: Sequence[str], what: str, default: float) -> np.ndarray:
+def _per_pool(values: Sequence[float] | Mapping[str, float] | np.ndarray | None, pools: Sequence[str], what: str,
+              default: float) -> np.ndarray:
     m = len(pools)
     if values is None:
         return np.full(m, default, dtype=np.float64)

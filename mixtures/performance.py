@@ -30,9 +30,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from thresher.mixtures import performance_file
-from thresher.mixtures.performance_bootstrap import bootstrap, min_rows, mixture_misfit, size_table
 from thresher.mixtures.mixture_observations import MixtureObservations
 from thresher.mixtures.observations import Observations
+from thresher.mixtures.performance_bootstrap import bootstrap, min_rows, mixture_misfit, size_table
 from thresher.mixtures.performance_forms import FORMS, OT_FORMS, make_form
 from thresher.mixtures.size_laws import check_prior, fit_size_exponent, size_weights
 
@@ -193,7 +193,7 @@ class PerformanceModel:
         sizes: np.ndarray | None = None,
         ot_values: np.ndarray | None = None,
         pools: list[str] | None = None,
-    ) -> "PerformanceModel":
+    ) -> PerformanceModel:
         """Fit on observations (`fit(obs, "accuracy")`) or arrays (`fit(weights, y, sizes=...)`).
 
         obs may be the observation table itself (through its mixer view): the runs a law is fitted
@@ -365,14 +365,14 @@ class PerformanceModel:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, ot: OTFunction | None = None,
-                  source: str = "performance model") -> "PerformanceModel":
+                  source: str = "performance model") -> PerformanceModel:
         return performance_file.from_dict(cls, d, ot=ot, source=source)
 
     @classmethod
     def from_json(cls, text: str | bytes, *, ot: OTFunction | None = None,
-                  source: str = "performance model") -> "PerformanceModel":
+                  source: str = "performance model") -> PerformanceModel:
         return performance_file.from_bytes(cls, text, ot=ot, source=source)
 
     @classmethod
-    def load(cls, path: str | Path, *, ot: OTFunction | None = None) -> "PerformanceModel":
+    def load(cls, path: str | Path, *, ot: OTFunction | None = None) -> PerformanceModel:
         return performance_file.load(cls, path, ot=ot)

@@ -7,8 +7,9 @@ ever serialised. `PerformanceModel.save` / `load` / `to_dict` / `from_dict` call
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

@@ -66,7 +66,7 @@ class FeatureRidge:
         raise ValueError(f"unknown feature form {self.form!r}")
 
     # ---- estimator ----------------------------------------------------------------------
-    def fit(self, p: np.ndarray, o: np.ndarray, y: np.ndarray) -> "FeatureRidge":
+    def fit(self, p: np.ndarray, o: np.ndarray, y: np.ndarray) -> FeatureRidge:
         x = self.features(p, o)
         mu = x.mean(axis=0)
         sd = x.std(axis=0)
@@ -90,7 +90,7 @@ class FeatureRidge:
         return {"coef": self.coef.tolist(), "intercept": self.intercept, "alpha": self.alpha}
 
     @classmethod
-    def from_dict(cls, form: str, d: dict[str, Any]) -> "FeatureRidge":
+    def from_dict(cls, form: str, d: dict[str, Any]) -> FeatureRidge:
         obj = cls(form, d.get("alpha", 1e-3))
         obj.coef = np.asarray(d["coef"], dtype=np.float64)
         obj.intercept = float(d["intercept"])
@@ -143,7 +143,7 @@ class MixingLaw:
         res = least_squares(resid, theta0, jac=jac, x_scale="jac", max_nfev=2000)
         return res.x, float(np.mean(res.fun[: x.shape[0]] ** 2))
 
-    def fit(self, p: np.ndarray, o: np.ndarray, y: np.ndarray, *, choose: bool = True) -> "MixingLaw":
+    def fit(self, p: np.ndarray, o: np.ndarray, y: np.ndarray, *, choose: bool = True) -> MixingLaw:
         if choose or self.delta is None:
             delta = self.DELTAS[2] if self.delta is None else self.delta
             x = self._design(p, delta)
@@ -189,7 +189,7 @@ class MixingLaw:
         return {"theta": self.theta.tolist(), "sign": self.sign, "delta": self.delta, "ridge": self.ridge}
 
     @classmethod
-    def from_dict(cls, log_terms: bool, d: dict[str, Any]) -> "MixingLaw":
+    def from_dict(cls, log_terms: bool, d: dict[str, Any]) -> MixingLaw:
         obj = cls(log_terms, d.get("ridge", 1e-4), d.get("delta"))
         obj.theta = np.asarray(d["theta"], dtype=np.float64)
         obj.sign = float(d["sign"])
@@ -213,7 +213,7 @@ class BoostedTrees:
         self.model: HistGradientBoostingRegressor | None = None
         self._train: tuple[np.ndarray, np.ndarray] | None = None
 
-    def fit(self, p: np.ndarray, o: np.ndarray, y: np.ndarray) -> "BoostedTrees":
+    def fit(self, p: np.ndarray, o: np.ndarray, y: np.ndarray) -> BoostedTrees:
         self.model = HistGradientBoostingRegressor(random_state=self.seed, early_stopping=False, **self.params)
         self.model.fit(p, y)
         self._train = (p.copy(), y.copy())
@@ -230,7 +230,7 @@ class BoostedTrees:
         return {"seed": self.seed, "params": self.params, "train_weights": p.tolist(), "train_values": y.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BoostedTrees":
+    def from_dict(cls, d: dict[str, Any]) -> BoostedTrees:
         obj = cls(d["seed"], d["params"])
         return obj.fit(np.asarray(d["train_weights"], float), np.zeros(0), np.asarray(d["train_values"], float))
 

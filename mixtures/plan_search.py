@@ -6,7 +6,8 @@ of those, and the epoch breakpoints around the search's best (see `thresher.mixt
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import minimize

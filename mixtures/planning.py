@@ -13,8 +13,9 @@ plan.json and frontier.json, and pools come in already read (`pools_from_dict`).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

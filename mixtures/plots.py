@@ -1,8 +1,8 @@
 """Figures for fits and plans, drawn with matplotlib's Agg canvas (no display, no pyplot state)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -67,7 +67,7 @@ def draw_utility_decay(ax, ax2, fitted: FittedLaw, pools: Sequence[Pool], max_ep
         unique = np.ones((1, len(fitted.pools)))
         unique[0, j] = size
 
-        def value(ep: np.ndarray) -> np.ndarray:
+        def value(ep: np.ndarray, w: np.ndarray = w, unique: np.ndarray = unique, size: float = size) -> np.ndarray:
             return fitted.predict_arrays(np.repeat(w, len(ep), 0), np.repeat(unique, len(ep), 0), ep * size, params)
 
         color = f"C{i}"

@@ -17,8 +17,8 @@ Pools (and the target) above ``max_per_pool`` points are replaced by weighted k-
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import ot

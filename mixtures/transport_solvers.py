@@ -74,7 +74,7 @@ def sinkhorn(
         raise ValueError(f"eps must be positive, got {eps}")
     if not 1.0 <= overrelax < 2.0:
         raise ValueError(f"overrelax must be in [1, 2), got {overrelax}")
-    log_a, log_b = _log(a), _log(b)
+    log_b = _log(b)
     active = a > 0
     g = np.zeros(cost.shape[1])
     f = softmin_rows(cost, log_b, g, eps)
@@ -165,7 +165,7 @@ def sinkhorn_symmetric(
     kernel = np.exp(-c / eps)
     u = np.ones(c.shape[0])
     it = 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is returned)
         new = np.sqrt(u / (kernel @ (aa * u)))
         change = np.abs(np.log(new) - np.log(u)).max()
         u = new

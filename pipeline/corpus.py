@@ -10,9 +10,9 @@ import gzip
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from thresher.pipeline.outputs import safe_join, write_gzip_atomic
 
@@ -86,7 +86,7 @@ def build_corpus(
         buffer: list[str] = []
         count, index = 0, 0
 
-        def flush() -> None:
+        def flush(buffer: list[str] = buffer, source: str = source) -> None:  # this entry's, bound now
             nonlocal index, shards
             if not buffer:
                 return

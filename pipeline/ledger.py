@@ -7,8 +7,8 @@ doc id; a job's summary adds them up and checks that the sum equals rows read.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,7 +45,7 @@ def initial_ledger(ids: pa.Array, malformed: pa.Array) -> pa.Table:
 def count(ledger: pa.Table) -> dict:
     """Counts by status, with reasons for dropped and malformed rows."""
     status = ledger["status"]
-    counts = {s: 0 for s in STATUSES}
+    counts = dict.fromkeys(STATUSES, 0)
     for row in pc.value_counts(status).to_pylist():
         if row["values"] not in counts:
             raise LedgerInvariantError(f"unknown ledger status {row['values']!r}")
@@ -71,7 +71,7 @@ def malformed_kind(reasons: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def merge_counts(parts: Iterable[Mapping]) -> dict:
-    total: dict = {"rows": 0, **{s: 0 for s in STATUSES}, "dropped_by_reason": Counter(), "malformed_by_reason": Counter()}
+    total: dict = {"rows": 0, **dict.fromkeys(STATUSES, 0), "dropped_by_reason": Counter(), "malformed_by_reason": Counter()}
     for c in parts:
         for k in ("rows", *STATUSES):
             total[k] += int(c.get(k, 0))
@@ -86,7 +86,7 @@ def check_invariant(counts: Mapping, rows_read: int) -> None:
     accounted = sum(int(counts[s]) for s in STATUSES)
     if accounted != rows_read or counts["rows"] != rows_read:
         raise LedgerInvariantError(
-            f"ledger accounts for {accounted} rows ({dict((s, counts[s]) for s in STATUSES)}) but {rows_read} were read"
+            f"ledger accounts for {accounted} rows ({ {s: counts[s] for s in STATUSES} }) but {rows_read} were read"
         )
 
 

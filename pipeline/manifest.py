@@ -12,9 +12,10 @@ truncated or altered loses its marker and is redone.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from thresher.metrics.errors import InputError
 from thresher.pipeline.outputs import file_sha256, marker_path, part_file, read_marker, write_json_atomic

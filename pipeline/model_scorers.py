@@ -9,8 +9,9 @@ refused instead of mixing two models' scores in one sidecar set.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

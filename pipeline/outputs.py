@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os  # noqa: F401  (tests patch os.fsync through this module)
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq

@@ -40,5 +40,5 @@ class Part:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Part":
+    def from_json(cls, text: str) -> Part:
         return cls(**json.loads(text))

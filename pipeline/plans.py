@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from thresher.metrics.errors import InputError
 from thresher.metrics.files import JsonFormat, MiB

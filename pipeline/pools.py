@@ -18,9 +18,10 @@ without the tag (`{"unit": "tokens", "pools": [{"name": ..., "unique": ...}]}`) 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

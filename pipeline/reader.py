@@ -11,16 +11,17 @@ import gzip
 import json
 import os
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from thresher.metrics.errors import EXIT_FAILED
-from thresher.pipeline.safety import MAX_COMPRESSION_RATIO, MAX_DECOMPRESSED_BYTES, inflate_limit
 from thresher.pipeline.parts import Part, ShardError
+from thresher.pipeline.safety import MAX_COMPRESSION_RATIO, MAX_DECOMPRESSED_BYTES, inflate_limit
 
 RAW_KEEP_BYTES = 4096
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
 from thresher.metrics.errors import InputError, JobFailed
 
 # A gzip stream inflates at most ~1032x; real jsonl text inflates 3-10x. A shard may

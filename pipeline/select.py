@@ -15,11 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from thresher.pipeline import expression, ledger as ledger_mod
+from thresher.metrics.errors import InputError
+from thresher.pipeline import expression
+from thresher.pipeline import ledger as ledger_mod
 from thresher.pipeline.outputs import marker_path, write_json_atomic, write_part_file
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.shards import Part
-from thresher.metrics.errors import InputError
 
 SHARDS = "shards"
 

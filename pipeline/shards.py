@@ -14,8 +14,8 @@ import gzip
 import json
 import os
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -109,7 +109,7 @@ def discover(input_path: str | os.PathLike) -> tuple[Path, list[tuple[str, Path,
         if fmt is None:
             continue
         shard_id = Path(os.path.relpath(f, root)).as_posix()
-        if shard_id.startswith("../") or shard_id.startswith("/"):
+        if shard_id.startswith(("../", "/")):
             raise ShardError(f"{f}: resolves outside the input root {root}")
         shards.append((shard_id, f, fmt))
     if not shards:
@@ -162,6 +162,81 @@ def _gz_line_count(path: Path, budget: int) -> int:
     return n
 
 
+def _jsonl_parts(shard_id: str, path: Path, size: int, part_bytes: int) -> list[Part]:
+    """Byte ranges of about `part_bytes`, cut at line starts."""
+    bounds = _count_lines_at(path, part_bytes) + [(size, None)]
+    n = len(bounds) - 1
+    return [Part(shard_id, str(path), "jsonl", i, n, bounds[i][1], bounds[i + 1][1], bounds[i][0], bounds[i + 1][0])
+            for i in range(n)]
+
+
+def _gzip_parts(shard_id: str, path: Path, size: int, part_rows: int, inflate_bytes: int) -> list[Part]:
+    """Row ranges of `part_rows` lines of one gzip stream."""
+    lines = _gz_line_count(path, inflate_limit(size, inflate_bytes))
+    n = max(1, -(-lines // part_rows))
+    return [Part(shard_id, str(path), "jsonl.gz", i, n, i * part_rows, (i + 1) * part_rows if i < n - 1 else None)
+            for i in range(n)]
+
+
+def _parquet_parts(shard_id: str, path: Path, part_bytes: int) -> list[Part]:
+    """Runs of whole row groups of about `part_bytes` (uncompressed) each."""
+    p = str(path)
+    try:
+        meta = pq.ParquetFile(p).metadata
+    except Exception:  # unreadable footer: the reader quarantines the shard with the reason
+        return [Part(shard_id, p, "parquet")]
+    groups: list[list[int]] = [[]]
+    acc, row = 0, 0
+    starts = []
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        if groups[-1] and acc + rg.total_byte_size > part_bytes:
+            groups.append([])
+            acc = 0
+        if not groups[-1]:
+            starts.append(row)
+        groups[-1].append(g)
+        acc += rg.total_byte_size
+        row += rg.num_rows
+    if not starts:
+        starts = [0]
+    n = len(groups)
+    parts = []
+    for i, gs in enumerate(groups):
+        stop = starts[i + 1] if i + 1 < n else None
+        b0 = gs[0] if gs else 0
+        b1 = gs[-1] + 1 if gs else 0
+        parts.append(Part(shard_id, p, "parquet", i, n, starts[i], stop, batch_start=b0, batch_stop=b1))
+    return parts
+
+
+def _arrow_parts(shard_id: str, path: Path, part_bytes: int) -> list[Part]:
+    """Runs of whole record batches of an Arrow stream, about `part_bytes` each."""
+    p = str(path)
+    try:
+        with pa.memory_map(p) as src:
+            reader = pa.ipc.open_stream(src)
+            sizes = [(b.num_rows, b.nbytes) for b in reader]
+    except Exception:  # unreadable stream: the reader quarantines the shard with the reason
+        return [Part(shard_id, p, "arrow")]
+    groups: list[list[int]] = [[]]
+    acc = 0
+    for j, (_, nb) in enumerate(sizes):
+        if groups[-1] and acc + nb > part_bytes:
+            groups.append([])
+            acc = 0
+        groups[-1].append(j)
+        acc += nb
+    n, row = len(groups), 0
+    parts = []
+    for i, gs in enumerate(groups):
+        rows = sum(sizes[j][0] for j in gs)
+        stop = row + rows if i + 1 < n else None
+        parts.append(Part(shard_id, p, "arrow", i, n, row, stop, batch_start=gs[0], batch_stop=gs[-1] + 1))
+        row += rows
+    return parts
+
+
 def plan_parts(
     shards: list[tuple[str, Path, str]],
     part_bytes: int = DEFAULT_PART_BYTES,
@@ -173,75 +248,21 @@ def plan_parts(
         raise ValueError("part_bytes and part_rows must be positive")
     parts: list[Part] = []
     for shard_id, path, fmt in shards:
-        p = str(path)
         try:
             size = path.stat().st_size
         except OSError:  # a link loop or dangling link: the reader quarantines the shard with the reason
-            parts.append(Part(shard_id, p, fmt))
+            parts.append(Part(shard_id, str(path), fmt))
             continue
         if fmt == "jsonl" and size > part_bytes:
-            cuts = _count_lines_at(path, part_bytes)
-            bounds = cuts + [(size, None)]
-            n = len(cuts)
-            for i in range(n):
-                (b0, l0), (b1, l1) = bounds[i], bounds[i + 1]
-                parts.append(Part(shard_id, p, fmt, i, n, l0, l1, b0, b1))
+            parts.extend(_jsonl_parts(shard_id, path, size, part_bytes))
         elif fmt == "jsonl.gz" and size * 4 > part_bytes:
-            lines = _gz_line_count(path, inflate_limit(size, inflate_bytes))
-            n = max(1, -(-lines // part_rows))
-            for i in range(n):
-                stop = (i + 1) * part_rows if i < n - 1 else None
-                parts.append(Part(shard_id, p, fmt, i, n, i * part_rows, stop))
+            parts.extend(_gzip_parts(shard_id, path, size, part_rows, inflate_bytes))
         elif fmt == "parquet" and size > 0:
-            try:
-                meta = pq.ParquetFile(p).metadata
-            except Exception:  # unreadable footer: the reader quarantines the shard with the reason
-                parts.append(Part(shard_id, p, fmt))
-                continue
-            groups: list[list[int]] = [[]]
-            acc, row = 0, 0
-            starts = []
-            for g in range(meta.num_row_groups):
-                rg = meta.row_group(g)
-                if groups[-1] and acc + rg.total_byte_size > part_bytes:
-                    groups.append([])
-                    acc = 0
-                if not groups[-1]:
-                    starts.append(row)
-                groups[-1].append(g)
-                acc += rg.total_byte_size
-                row += rg.num_rows
-            if not starts:
-                starts = [0]
-            n = len(groups)
-            for i, gs in enumerate(groups):
-                stop = starts[i + 1] if i + 1 < n else None
-                b0 = gs[0] if gs else 0
-                b1 = gs[-1] + 1 if gs else 0
-                parts.append(Part(shard_id, p, fmt, i, n, starts[i], stop, batch_start=b0, batch_stop=b1))
+            parts.extend(_parquet_parts(shard_id, path, part_bytes))
         elif fmt == "arrow" and size > part_bytes:
-            try:
-                with pa.memory_map(p) as src:
-                    reader = pa.ipc.open_stream(src)
-                    sizes = [(b.num_rows, b.nbytes) for b in reader]
-            except Exception:  # unreadable stream: the reader quarantines the shard with the reason
-                parts.append(Part(shard_id, p, fmt))
-                continue
-            groups, acc = [[]], 0
-            for j, (_, nb) in enumerate(sizes):
-                if groups[-1] and acc + nb > part_bytes:
-                    groups.append([])
-                    acc = 0
-                groups[-1].append(j)
-                acc += nb
-            n, row = len(groups), 0
-            for i, gs in enumerate(groups):
-                rows = sum(sizes[j][0] for j in gs)
-                stop = row + rows if i + 1 < n else None
-                parts.append(Part(shard_id, p, fmt, i, n, row, stop, batch_start=gs[0], batch_stop=gs[-1] + 1))
-                row += rows
+            parts.extend(_arrow_parts(shard_id, path, part_bytes))
         else:
-            parts.append(Part(shard_id, p, fmt))
+            parts.append(Part(shard_id, str(path), fmt))
     return parts
 
 

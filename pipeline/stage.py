@@ -13,8 +13,9 @@ counters go into each part's marker and add up in stats.json.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc

@@ -10,9 +10,10 @@ caller as that error, not as Ray's wrapper around it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from thresher.metrics.errors import ThresherError
 from thresher.pipeline.manifest import complete_parts

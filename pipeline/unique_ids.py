@@ -94,7 +94,7 @@ def _rewrite_part_with_duplicates(out: Path, part: Part, read: ReadOptions, dups
     if have != set(ids.to_pylist()):
         rows = read_part(part, ReadOptions(**{**asdict(read), "strict": False}))
         rows = rows.filter(pc.and_(pc.is_in(rows["id"], value_set=ids), pc.is_null(rows["__malformed"])))
-        why = {doc_id: r for doc_id, r in dups.values()}
+        why = dict(dups.values())
         new_q = pa.table({"id": rows["id"], "row": rows["__row"],
                           "reason": pa.array([why[i] for i in rows["id"].to_pylist()], pa.string()),
                           "raw": pc.utf8_slice_codeunits(rows["text"], 0, RAW_KEEP_BYTES)})

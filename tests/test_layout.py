@@ -126,7 +126,7 @@ def test_no_bare_room_is_installed_beside_thresher():
         assert spec is not None and spec.origin is not None
         assert Path(spec.origin).resolve().parent == (REPO / name).resolve() or "site-packages" in spec.origin
     proc = subprocess.run(
-        [sys.executable, "-c", "import importlib.util as u; print([n for n in %r if u.find_spec(n)])" % (ROOMS,)],
+        [sys.executable, "-c", f"import importlib.util as u; print([n for n in {ROOMS!r} if u.find_spec(n)])"],
         cwd="/", capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr

@@ -8,8 +8,9 @@ parameter draws, in one vectorised call.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -71,7 +72,7 @@ class LawData:
     params: np.ndarray  # (n,)
 
     @classmethod
-    def from_observations(cls, obs: Observations, pools: Sequence[str]) -> "LawData":
+    def from_observations(cls, obs: Observations, pools: Sequence[str]) -> LawData:
         obs.check_for_laws()
         if tuple(obs.pools) != tuple(pools):
             obs = obs.with_pools(pools)
@@ -95,7 +96,7 @@ class Law(ABC):
         self.options: dict[str, Any] = {**self.option_defaults, **options}
         self._check_options()
 
-    def _check_options(self) -> None:
+    def _check_options(self) -> None:  # noqa: B027 (optional hook: most laws have nothing to check)
         """Subclasses validate their options here."""
 
     @abstractmethod

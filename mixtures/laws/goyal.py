@@ -15,7 +15,7 @@ of an extra pool cannot double every half-life.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -12,7 +12,7 @@ D' is monotone in the tokens seen, so this law cannot predict a loss that rises 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -19,7 +19,7 @@ for larger models on smaller pools.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

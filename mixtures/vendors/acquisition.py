@@ -8,8 +8,9 @@ runs the pilots that make the curves and calls `evaluate_vendors`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

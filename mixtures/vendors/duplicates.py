@@ -8,7 +8,7 @@ computed on the novel rows only and then scaled by the novel fraction.
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors

@@ -10,7 +10,8 @@ and the purchase are arithmetic on the curves (`thresher.mixtures.vendors.acquis
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class AcquisitionEvaluator:
     def fit(self, proxy, owned: Any, offers: Sequence[VendorOffer], samples: Mapping[str, Any], *,
             duplicates: Mapping[str, np.ndarray] | None = None, pilot_runs: Mapping[str, Any] | None = None,
             owned_embeddings: np.ndarray | None = None, sample_embeddings: Mapping[str, np.ndarray] | None = None,
-            ot_sets: Mapping[str, Any] | None = None) -> "AcquisitionEvaluator":
+            ot_sets: Mapping[str, Any] | None = None) -> AcquisitionEvaluator:
         """Run pilots (or take `pilot_runs`), fit gain curves, decide.
 
         owned and samples[name]: proxy datasets ((x, y) arrays or object arrays of texts).

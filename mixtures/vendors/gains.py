@@ -44,7 +44,7 @@ class GainCurve:
 
     @classmethod
     def fit(cls, runs: PilotRuns, *, duplicates: int = 0, revealed: int | None = None,
-            n_boot: int = 300, seed: int = 0) -> "GainCurve":
+            n_boot: int = 300, seed: int = 0) -> GainCurve:
         """Fit on pilot runs; `duplicates` of `revealed` sample rows were already owned."""
         if n_boot < 10:
             raise ValueError(f"n_boot must be at least 10, got {n_boot}")

@@ -6,8 +6,9 @@ optimiser relies on that monotonicity to keep every plan inside the budget.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,16 +60,16 @@ class PriceSchedule:
             raise ValueError(f"{what}: tokens_per_row must be positive, got {self.tokens_per_row!r}")
 
     @classmethod
-    def flat(cls, amount: float, unit: str = "sample", tokens_per_row: float = 1.0, name: str = "") -> "PriceSchedule":
+    def flat(cls, amount: float, unit: str = "sample", tokens_per_row: float = 1.0, name: str = "") -> PriceSchedule:
         return cls(unit, (PriceTier(None, float(amount)),), tokens_per_row, name)
 
     @classmethod
     def from_tiers(cls, tiers: Sequence[tuple[float | None, float]], unit: str = "sample",
-                   tokens_per_row: float = 1.0, name: str = "") -> "PriceSchedule":
+                   tokens_per_row: float = 1.0, name: str = "") -> PriceSchedule:
         return cls(unit, tuple(PriceTier(None if u is None else float(u), float(a)) for u, a in tiers),
                    tokens_per_row, name)
 
-    def with_tokens_per_row(self, tokens_per_row: float) -> "PriceSchedule":
+    def with_tokens_per_row(self, tokens_per_row: float) -> PriceSchedule:
         return PriceSchedule(self.unit, self.tiers, float(tokens_per_row), self.name)
 
     def units(self, rows: np.ndarray | float) -> np.ndarray:

@@ -10,7 +10,7 @@ import `metrics`) only need a `metric` name and `score(train, seed)`.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 

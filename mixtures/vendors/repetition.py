@@ -7,7 +7,8 @@ prices that in. This wraps `planning.marginal_value` for the quantity under cons
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from thresher.mixtures.fitted_law import FittedLaw
 from thresher.mixtures.planning import Pool, marginal_value

@@ -22,8 +22,8 @@ from thresher.pipeline.dedupe.phases import read_bin, write_bins
 from thresher.pipeline.dedupe.shingles import shingles
 from thresher.pipeline.dedupe.stages import decode_bands
 from thresher.pipeline.outputs import read_arrow, write_arrow_atomic
-from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.parts import Part
+from thresher.pipeline.reader import ReadOptions, read_part
 
 
 def bands_task(key: str, ctx: dict) -> dict:

@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from thresher.metrics.errors import InputError
 from thresher.pipeline.dedupe import components, exact, fuzzy, groups, semantic
 from thresher.pipeline.dedupe.lsh import choose_bands
 from thresher.pipeline.dedupe.phases import bin_name, forget_task, run_phase
@@ -36,7 +37,6 @@ from thresher.pipeline.outputs import write_json_atomic
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS
 from thresher.pipeline.tasks import summarize_markers
-from thresher.metrics.errors import InputError
 
 METHODS = ("exact", "minhash", "semantic")
 DEFAULT_THRESHOLD = {"minhash": 0.8, "semantic": 0.95, "exact": None}
@@ -189,61 +189,40 @@ def _components(ph: _Phases, bins: list[str]) -> int:
     raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
 
 
-def run_dedupe(job: DedupeJob) -> dict:
-    """Run (or resume) a dedupe job; returns the summary (also written to summary.json)."""
-    job.validate()
-    out = Path(job.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    src, read, part_bytes, part_rows, score_dir = _resolve_input(job)
-    if job.keep_by and score_dir is not None:
-        import pyarrow.dataset as pads
+def _check_keep_by(job: DedupeJob, score_dir: Path | None) -> None:
+    """--keep-by must name a column of the score output's sidecars, checked before any work."""
+    if not job.keep_by or score_dir is None:
+        return
+    import pyarrow.dataset as pads
 
-        side = score_dir / "sidecars"
-        names = pads.dataset(side, format="parquet").schema.names if side.is_dir() else []
-        if job.keep_by not in names:
-            raise DedupeError(f"--keep-by {job.keep_by!r} is not a column of {side} (columns: {', '.join(names)})")
-    bands, rows = lsh_params(job) if job.method == "minhash" else (0, 0)
-    open_manifest(out, {"fingerprint": fingerprint(job, src, read, part_bytes, part_rows, score_dir, bands, rows),
-                        "kind": "dedupe"}, what="dedupe job")
+    side = score_dir / "sidecars"
+    names = pads.dataset(side, format="parquet").schema.names if side.is_dir() else []
+    if job.keep_by not in names:
+        raise DedupeError(f"--keep-by {job.keep_by!r} is not a column of {side} (columns: {', '.join(names)})")
 
+
+def _signatures(job: DedupeJob, out: Path, src: str, read: ReadOptions, part_bytes: int, part_rows: int,
+                score_dir: Path | None, bands: int, rows: int) -> tuple[dict, dict, float]:
+    """The map phase: one signature (or hash, or embedding) per document; (summary, its manifest, seconds)."""
     sig_dir = out / "signatures"
     map_job = MapJob(input=src, out_dir=sig_dir, stages=[_stage(job, bands, rows)], read=read, part_bytes=part_bytes,
                      part_rows=part_rows, batch_rows=job.batch_rows, workers=job.workers, address=job.address,
                      quiet=job.quiet, kind=f"dedupe-{job.method}", stop_after_parts=job.stop_after_parts)
     t0 = time.perf_counter()
     sig_summary = run_map_job(map_job)
-    signature_seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
     manifest = json.loads((sig_dir / "job.json").read_text())
-    part_keys = manifest["parts"]
     if score_dir is not None:
         score_parts = json.loads((score_dir / "job.json").read_text())["parts"]
-        if score_parts != part_keys:
+        if score_parts != manifest["parts"]:
             raise DedupeError(f"{score_dir}: its parts differ from the input's now; was the input changed?")
+    return sig_summary, manifest, seconds
 
-    from thresher.pipeline.cluster import cluster_cpus, ensure_ray
 
-    ensure_ray(job.address, quiet=job.quiet)
-    workers = job.workers or cluster_cpus()
-    work = out / "_work"
-    docs = int(sig_summary["ledger"]["kept"])
-    plan = _plan(work, docs, job)
-    ctx = {
-        "out": str(out), "work": str(work), "sig_dir": str(sig_dir), "score_dir": str(score_dir) if score_dir else None,
-        "base_dir": str(score_dir or sig_dir), "parts": part_keys,
-        "part_specs": [json.dumps(p, sort_keys=True) for p in manifest["part_specs"]], "read": asdict(read),
-        "keep_by": job.keep_by, "bins": plan["bins"], "method": job.method, "threshold": job.threshold,
-        "ngram": job.ngram, "lsh_bands": bands, "verify": job.verify, "docs": docs, "seed": job.seed,
-        "clusters": plan["clusters"], "sample": job.sample,
-    }
-    ph = _Phases(job, work, ctx, workers)
-    parts = [groups.pkey(i) for i in range(len(part_keys))]
-    intact = complete_parts(out, part_keys)  # a finished part whose outputs were damaged since is finished again
-    for task, key in zip(parts, part_keys):
-        if key not in intact:
-            forget_task(work, "finish", task)
-    bins = [bin_name(k) for k in range(plan["bins"])]
+def _method_phases(job: DedupeJob, ph: _Phases, parts: list[str], bins: list[str]) -> tuple[list[dict], dict]:
+    """The global phases of the chosen method, up to duplicate groups; (group markers, extra stats)."""
     extra: dict = {}
+    group_markers: list[dict] = []
     if job.method == "exact":
         ph.run("exact-hashes", parts, exact.hashes_task)
         group_markers = ph.run("exact-groups", bins, exact.groups_task)
@@ -257,7 +236,6 @@ def run_dedupe(job: DedupeJob) -> dict:
             vm = ph.run("verify", parts, fuzzy.verify_task)
             extra["verified_pairs"] = sum(m["verified"] for m in vm)
         edges = extra["verified_pairs"] if job.verify else extra["candidate_pairs"]
-        group_markers = []
         if edges:
             rounds = _components(ph, bins)
             extra["component_rounds"] = rounds - 1
@@ -272,35 +250,80 @@ def run_dedupe(job: DedupeJob) -> dict:
         if extra["clusters"]:
             ph.run("semantic-assign", parts, semantic.assign_task)
             group_markers = ph.run("semantic-within", bins, semantic.within_task)
-        else:
-            group_markers = []
+    return group_markers, extra
+
+
+def _group_sizes(group_markers: list[dict], docs: int) -> dict[int, int]:
+    """Group size -> number of groups, documents in no group counted as groups of one."""
+    hist = groups.merge_histograms(group_markers)
+    in_groups = sum(size * n for size, n in hist.items())
+    if docs - in_groups > 0:
+        hist[1] = hist.get(1, 0) + docs - in_groups
+    return {k: hist[k] for k in sorted(hist)}
+
+
+def _params(job: DedupeJob, bands: int, rows: int) -> dict:
+    """The settings the summary and stats report for the chosen method."""
+    params = {"method": job.method, "threshold": job.threshold, "keep_by": job.keep_by}
+    if job.method == "minhash":
+        params.update({"num_perm": job.num_perm, "ngram": job.ngram, "bands": bands, "rows": rows, "verify": job.verify})
+    if job.method == "semantic":
+        params.update({"embedder": job.embedder, "dim": job.dim})
+    return params
+
+
+def run_dedupe(job: DedupeJob) -> dict:
+    """Run (or resume) a dedupe job; returns the summary (also written to summary.json)."""
+    job.validate()
+    out = Path(job.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    src, read, part_bytes, part_rows, score_dir = _resolve_input(job)
+    _check_keep_by(job, score_dir)
+    bands, rows = lsh_params(job) if job.method == "minhash" else (0, 0)
+    open_manifest(out, {"fingerprint": fingerprint(job, src, read, part_bytes, part_rows, score_dir, bands, rows),
+                        "kind": "dedupe"}, what="dedupe job")
+    sig_summary, manifest, signature_seconds = _signatures(job, out, src, read, part_bytes, part_rows, score_dir, bands, rows)
+    part_keys = manifest["parts"]
+
+    from thresher.pipeline.cluster import cluster_cpus, ensure_ray
+
+    ensure_ray(job.address, quiet=job.quiet)
+    work = out / "_work"
+    docs = int(sig_summary["ledger"]["kept"])
+    plan = _plan(work, docs, job)
+    ctx = {
+        "out": str(out), "work": str(work), "sig_dir": str(out / "signatures"),
+        "score_dir": str(score_dir) if score_dir else None, "base_dir": str(score_dir or out / "signatures"),
+        "parts": part_keys, "part_specs": [json.dumps(p, sort_keys=True) for p in manifest["part_specs"]],
+        "read": asdict(read), "keep_by": job.keep_by, "bins": plan["bins"], "method": job.method,
+        "threshold": job.threshold, "ngram": job.ngram, "lsh_bands": bands, "verify": job.verify, "docs": docs,
+        "seed": job.seed, "clusters": plan["clusters"], "sample": job.sample,
+    }
+    ph = _Phases(job, work, ctx, job.workers or cluster_cpus())
+    parts = [groups.pkey(i) for i in range(len(part_keys))]
+    intact = complete_parts(out, part_keys)  # a finished part whose outputs were damaged since is finished again
+    for task, key in zip(parts, part_keys):
+        if key not in intact:
+            forget_task(work, "finish", task)
+    group_markers, extra = _method_phases(job, ph, parts, [bin_name(k) for k in range(plan["bins"])])
     ph.run("rep-ids", parts, groups.rep_ids_task)
     ph.run("finish", parts, groups.finish_task)
 
     from thresher.pipeline.outputs import read_marker
 
     markers = [read_marker(out, k) for k in part_keys]
-    hist = groups.merge_histograms(group_markers)
-    in_groups = sum(size * n for size, n in hist.items())
-    if docs - in_groups > 0:
-        hist[1] = hist.get(1, 0) + docs - in_groups
-    histogram = {str(k): hist[k] for k in sorted(hist)}
-    params = {"method": job.method, "threshold": job.threshold, "keep_by": job.keep_by}
-    if job.method == "minhash":
-        params.update({"num_perm": job.num_perm, "ngram": job.ngram, "bands": bands, "rows": rows, "verify": job.verify})
-    if job.method == "semantic":
-        params.update({"embedder": job.embedder, "dim": job.dim})
+    hist = _group_sizes(group_markers, docs)
+    params = _params(job, bands, rows)
     wall = time.perf_counter() - t_start
     summary = summarize_markers(out, markers, {
         **params, "documents": docs, "groups": sum(n for s, n in hist.items() if s > 1),
         "wall_seconds": round(wall, 3), "docs_per_second": round(docs / wall, 1) if wall > 0 else None,
     })
-    stats = {"params": params, "group_sizes": histogram, **extra, "bins": plan["bins"],
+    stats = {"params": params, "group_sizes": {str(k): n for k, n in hist.items()}, **extra, "bins": plan["bins"],
              "signature": {"wall_seconds": round(signature_seconds, 3), "parts": sig_summary["parts"],
                            "parts_skipped_as_complete": sig_summary["parts_skipped_as_complete"]},
              "phases": ph.stats}
     write_json_atomic(stats, out / "stats.json")
     summary["stats"] = stats
     return summary
-
-

@@ -13,7 +13,6 @@ gets the same permutations. Signatures are computed in blocks of shingles
 from __future__ import annotations
 
 import numpy as np
-
 import pyarrow as pa
 import pyarrow.compute as pc
 

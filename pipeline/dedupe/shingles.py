@@ -54,7 +54,7 @@ class Words:
         return np.diff(self.offsets)
 
     @classmethod
-    def from_counts(cls, hashes: np.ndarray, counts: np.ndarray) -> "Words":
+    def from_counts(cls, hashes: np.ndarray, counts: np.ndarray) -> Words:
         offsets = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=offsets[1:])
         return cls(hashes, offsets)

@@ -7,7 +7,7 @@ part; `data` streams parts through Ray Data with actor pools for model stages.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from thresher.metrics.errors import InputError
 from thresher.pipeline.engines import data, tasks

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc

@@ -8,10 +8,10 @@ import sys
 import pyarrow.dataset as pads
 import pytest
 
+from tests.docs import CLEAN
 from thresher.jobs import cmd_corpus
 from thresher.jobs.cli import UsageError, main
 from thresher.metrics.errors import InputError, JobFailed
-from tests.docs import CLEAN
 
 
 def test_version_and_help(capsys):

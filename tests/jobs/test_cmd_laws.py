@@ -88,7 +88,8 @@ def test_predict_without_value_column(tmp_path, runs_csv) -> None:
 def test_usage_errors(tmp_path, runs_csv, capsys) -> None:
     assert main(["fit", str(runs_csv), "--law", "nope", "--columns", COLUMNS, "--out", str(tmp_path / "f.json")]) == 2
     assert "unknown law" in capsys.readouterr().err
-    assert main(["fit", str(runs_csv), "--columns", COLUMNS.replace("seen=samples", "seen=missing"), "--out", str(tmp_path / "f.json")]) == 2
+    columns = COLUMNS.replace("seen=samples", "seen=missing")
+    assert main(["fit", str(runs_csv), "--columns", columns, "--out", str(tmp_path / "f.json")]) == 2
     assert "no column 'missing'" in capsys.readouterr().err
     assert main(["plan", "--fit", str(tmp_path / "none.json"), "--pools", "p.json", "--budget", "1M",
                  "--out", str(tmp_path / "x.json")]) == 2

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from thresher.jobs.job_spec import parse_spec
-from thresher.jobs.job_report import write_report
-from thresher.pipeline.pools import PoolSpec, build_pools
 from tests.pipeline.test_pools import make_scored_job
+from thresher.jobs.job_report import write_report
+from thresher.jobs.job_spec import parse_spec
+from thresher.pipeline.pools import PoolSpec, build_pools
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
@@ -32,9 +32,9 @@ def _report(tmp_path: Path) -> Path:
     """A report over real outputs: a score job, pools, a fit on observations and plans for two budgets."""
     import numpy as np
 
+    from thresher.jobs.planning_files import load_pools, save_frontier, save_plan
     from thresher.mixtures.fitting import fit
     from thresher.mixtures.observations import Observations
-    from thresher.jobs.planning_files import load_pools, save_frontier, save_plan
     from thresher.mixtures.planning import frontier, plan
 
     scored, _ = make_scored_job(tmp_path, n_docs=80)
@@ -72,7 +72,7 @@ def _report(tmp_path: Path) -> Path:
                        "fit": {"observations": "o.csv"}, "plan": {"budgets": [1]}}, "t", tmp_path)
     ledger = {"rows": 80, "kept": 80, "dropped": 0, "duplicate": 0, "malformed": 0, "dropped_by_reason": {},
               "malformed_by_reason": {}}
-    summary = {"stages": {s: 0.1 for s in spec.stages}, "seconds": 0.4, "score": {"ledger": ledger},
+    summary = {"stages": dict.fromkeys(spec.stages, 0.1), "seconds": 0.4, "score": {"ledger": ledger},
                "pools": {"unit": unit, "pools": pools_res["pools"], "cuts": pools_res["cuts"],
                          "excluded": {"where": 0, "no_score": 0, "duplicate": 0},
                          "path": str(out / "pools" / "pools.json")},

@@ -5,8 +5,22 @@ import math
 
 import pytest
 
-from thresher.jobs.spec_kit import (REQUIRED, At, Required, SpecError, existing_file, fields, integer, list_of,
-                                    load_yaml, number, one_of, optional, section, text)
+from thresher.jobs.spec_kit import (
+    REQUIRED,
+    At,
+    Required,
+    SpecError,
+    existing_file,
+    fields,
+    integer,
+    list_of,
+    load_yaml,
+    number,
+    one_of,
+    optional,
+    section,
+    text,
+)
 from thresher.metrics.errors import InputError
 
 AT = At("spec.yaml")

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.mixtures.test_vendors import _world
 from thresher.jobs.embedding_files import DataFileError
 from thresher.jobs.spec_kit import SpecError
 from thresher.jobs.vendor_rows import read_rows
 from thresher.jobs.vendor_spec import load_spec
 from thresher.jobs.vendor_workflow import evaluate_spec
-from tests.mixtures.test_vendors import _world
 
 
 def _write_world(tmp_path):

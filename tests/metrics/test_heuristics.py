@@ -4,9 +4,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from tests.docs import CLEAN
 from thresher.metrics import heuristics as H
 from thresher.metrics.text_arrays import words
-from tests.docs import CLEAN
 
 
 def quality(text: str, **rules) -> dict:

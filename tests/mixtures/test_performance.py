@@ -289,7 +289,8 @@ def test_regmix_tables_load_joined_on_index():
     assert "pile_cc" in train.pools
     assert len(train.values) == 13
     assert np.allclose(train.weights.sum(axis=1), 1.0)
-    same = read_mixture_csv(d / "train_mixture_1m.csv", values_path=d / "train_pile_loss_1m.csv", join="index", weight_prefix="train_the_pile_")
+    same = read_mixture_csv(d / "train_mixture_1m.csv", values_path=d / "train_pile_loss_1m.csv", join="index",
+                            weight_prefix="train_the_pile_")
     assert same.value("metric/the_pile_pile_cc_val_loss") == pytest.approx(train.value("metric/the_pile_pile_cc_val_loss"))
 
 

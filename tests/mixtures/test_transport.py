@@ -5,9 +5,9 @@ import numpy as np
 import ot
 import pytest
 
+from thresher.mixtures import transport_solvers as solvers
 from thresher.mixtures.coresets import kmeans_coreset
 from thresher.mixtures.transport import EmbeddingSet, MixtureOT, bures_wasserstein_matrix, gaussian_moments
-from thresher.mixtures import transport_solvers as solvers
 
 
 def _pools(rng, dim=2, sizes=(40, 60, 50), shifts=(-1.0, 0.5, 2.0)):

@@ -16,12 +16,12 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
+from tests.docs import CLEAN
 from thresher.pipeline.executor import MapJob, run_map_job
 from thresher.pipeline.ledger import STATUSES, read_ledger
 from thresher.pipeline.reader import RAW_KEEP_BYTES, MalformedInput, ReadOptions, read_part
 from thresher.pipeline.registry import make_scorer
 from thresher.pipeline.shards import ShardError, discover, plan_parts, shard_format
-from tests.docs import CLEAN
 
 HUGE_LINE_BYTES = 50 * 1024 * 1024
 
@@ -62,7 +62,7 @@ def make_broken_corpus(root: Path, huge: bool = True) -> dict[str, dict]:
     sink = pa.BufferOutputStream()
     pq.write_table(pa.table({"body": ["a", "b", "c"]}), sink)
     put("wrong_schema.parquet", sink.getvalue().to_pybytes(), 0,
-        {i: "missing text column 'text'" for i in range(3)})
+        dict.fromkeys(range(3), "missing text column 'text'"))
     sink = pa.BufferOutputStream()
     pq.write_table(pa.table({"text": pa.array([1, 2], pa.int64())}), sink)
     put("wrong_type.parquet", sink.getvalue().to_pybytes(), 0, {0: "has type int64", 1: "has type int64"})

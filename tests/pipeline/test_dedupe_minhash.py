@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
+from tests.conftest import tree_bytes
 from thresher.pipeline.dedupe import DedupeJob, run_dedupe
 from thresher.pipeline.dedupe.components import local_components, ls_dir, write_both_ways
 from thresher.pipeline.dedupe.groups import labels_task
@@ -18,7 +19,6 @@ from thresher.pipeline.dedupe.phases import bin_name, read_bin
 from thresher.pipeline.dedupe.shingles import shingle_sets
 from thresher.pipeline.ledger import STATUSES, read_ledger
 from thresher.pipeline.manifest import JobConflict
-from tests.conftest import tree_bytes
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -34,7 +34,7 @@ def make_families(root: Path, n_shards: int = 5, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     vocab = _vocab(rng)
     docs: list[str] = []
-    for f in range(14):
+    for _family in range(14):
         base = [rng.choice(vocab) for _ in range(rng.randint(60, 120))]
         docs.append(" ".join(base))
         for edits in rng.sample([0, 1, 2, 3, 4, 6, 8, 12], 3):

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import tree_bytes
+from tests.docs import CLEAN
+from tests.pipeline.test_bad_input import make_broken_corpus
 from thresher.pipeline.dedupe import DedupeJob, run_dedupe
 from thresher.pipeline.executor import MapJob, run_map_job
 from thresher.pipeline.registry import make_scorer
-from tests.conftest import tree_bytes
-from tests.pipeline.test_bad_input import make_broken_corpus
-from tests.docs import CLEAN
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.docs import CLEAN
 from thresher.jobs.cli import main
 from thresher.metrics.errors import InputError, ThresherError
 from thresher.pipeline.executor import MapJob, run_map_job
@@ -22,7 +23,6 @@ from thresher.pipeline.reader import MalformedInput, ReadOptions
 from thresher.pipeline.registry import make_scorer
 from thresher.pipeline.safety import UnsafePath
 from thresher.pipeline.tasks import original_error, run_remote
-from tests.docs import CLEAN
 
 ENGINES = ("tasks", "data")
 pytestmark = pytest.mark.usefixtures("ray_session")

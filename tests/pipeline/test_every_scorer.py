@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
 
+from tests.conftest import tree_bytes
+from tests.pipeline.model_files import classifier_model, fluency_model, write_corpus
 from thresher.jobs.cli import main
 from thresher.pipeline.registry import make_scorer, scorer_names
 from thresher.pipeline.shards import iter_documents
-from tests.conftest import tree_bytes
-from tests.pipeline.model_files import classifier_model, fluency_model, write_corpus
 
 ENGINES = ("tasks", "data")
 

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import tree_bytes
+from tests.docs import CLEAN
 from thresher.pipeline.engines import choose_engine
 from thresher.pipeline.executor import JobConflict, MapJob, run_map_job
 from thresher.pipeline.ledger import read_ledger
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.registry import make_scorer
 from thresher.pipeline.stage import Resources, Stage
-from tests.conftest import tree_bytes
-from tests.docs import CLEAN
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 

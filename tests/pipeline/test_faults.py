@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import tree_bytes
+from tests.docs import CLEAN
 from thresher.pipeline import outputs
 from thresher.pipeline.engines.data import finalize_part, read_step, write_step
 from thresher.pipeline.engines.steps import apply_stage
@@ -26,8 +28,6 @@ from thresher.pipeline.registry import make_scorer
 from thresher.pipeline.scorers import DEFAULT_SCORERS
 from thresher.pipeline.shards import discover, plan_parts
 from thresher.pipeline.stage import Stage
-from tests.conftest import tree_bytes
-from tests.docs import CLEAN
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -109,9 +109,8 @@ def test_a_killed_driver_resumes_skipping_finished_parts_and_ends_identical(tmp_
     proc = subprocess.Popen([sys.executable, "-m", "thresher.jobs.cli", "score", str(inp), "--out", str(out), "--workers", "1",
                              "--quiet"], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    import ray  # noqa: F401  (it bundles psutil and puts it on the path)
-
     import psutil
+    import ray  # noqa: F401  (it bundles psutil and puts it on the path)
 
     family: list[psutil.Process] = []
     deadline = time.monotonic() + 240

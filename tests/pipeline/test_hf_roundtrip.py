@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from thresher.jobs.cli import main
 from tests.docs import CLEAN
+from thresher.jobs.cli import main
 
 datasets = pytest.importorskip("datasets")
 

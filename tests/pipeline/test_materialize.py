@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
 
+from tests.pipeline.test_pools import make_scored_job
 from thresher.pipeline.materialize import MaterializeError, materialize, repeat_counts
 from thresher.pipeline.pools import PoolSpec, build_pools
-from tests.pipeline.test_pools import make_scored_job
 
 
 def test_repeat_counts_reach_the_target_with_whole_passes_first():
@@ -50,7 +50,7 @@ def test_materialize_manifest_and_shards_follow_the_plan(tmp_path):
     assert set(high["repeats"].to_pylist()) == {2} and high.num_rows == pools["pools"][1]["documents"]
     low = man.filter(pa.compute.equal(man["pool"], "low"))
     assert set(low["repeats"].to_pylist()) == {1} and 0 < low.num_rows < pools["pools"][0]["documents"]
-    for name, fig in summary["pools"].items():
+    for fig in summary["pools"].values():
         assert fig["planned_seen"] <= fig["seen"] < fig["planned_seen"] + 40  # one document's tokens at most
     data = pads.dataset(tmp_path / "mat" / "data", format="parquet").to_table()
     assert sorted(data["id"].to_pylist()) == sorted(man["id"].to_pylist())

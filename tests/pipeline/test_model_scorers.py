@@ -102,14 +102,16 @@ def test_langid_scorer_names_missing_package(monkeypatch):
 def test_scorers_are_registered():
     from thresher.pipeline.registry import _SCORERS
 
-    for name, cls in {"fluency": FluencyScorer, "classifier": ClassifierScorer, "embedding": EmbeddingScorer, "langid": LangIdScorer}.items():
+    scorers = {"fluency": FluencyScorer, "classifier": ClassifierScorer, "embedding": EmbeddingScorer, "langid": LangIdScorer}
+    for name, cls in scorers.items():
         assert _SCORERS[name] is cls and issubclass(cls, Stage)
 
 
 def test_scorer_module_does_not_import_ray():
     import subprocess
 
-    code = "import sys, thresher.pipeline.model_scorers, thresher.metrics.fluency, thresher.metrics.embedders, thresher.metrics.prototypes, thresher.metrics.difficulty; print('ray' in sys.modules)"
+    code = ("import sys, thresher.pipeline.model_scorers, thresher.metrics.fluency, thresher.metrics.embedders, "
+            "thresher.metrics.prototypes, thresher.metrics.difficulty; print('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

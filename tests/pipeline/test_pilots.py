@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.pipeline.test_pools import make_scored_job
 from thresher.mixtures.observations import load_observations
 from thresher.pipeline.pilots import OBSERVATIONS, PILOT_COLUMNS, _pool_texts, pilot_run, run_pilots
 from thresher.pipeline.pools import PoolSpec, build_pools
-from tests.pipeline.test_pools import make_scored_job
 
 FRACTIONS = [0.5, 1.0, 2.0]
 

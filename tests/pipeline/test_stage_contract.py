@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from tests.pipeline.model_files import BAD, GOOD, classifier_model, fluency_model, write_corpus
 from thresher.jobs.cli import main
 from thresher.pipeline.executor import JobConflict, MapJob, run_map_job
 from thresher.pipeline.registry import make_scorer
 from thresher.pipeline.stage import Stage, StageContractError
-from tests.pipeline.model_files import BAD, GOOD, classifier_model, fluency_model, write_corpus
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
