@@ -4,7 +4,15 @@ from __future__ import annotations
 import argparse
 
 from thresher.jobs.cli import UsageError
-from thresher.jobs.common import add_ray_options, add_read_options, prepare_out, print_outputs, say, split_list
+from thresher.jobs.common import (
+    add_ray_options,
+    add_read_options,
+    prepare_out,
+    print_outputs,
+    recorded_inputs,
+    say,
+    split_list,
+)
 
 EXAMPLES = """examples:
   thresher dedupe shards/ --out deduped/                      # MinHash-LSH, Jaccard >= 0.8, verified
@@ -70,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     threshold = _threshold(args)
     read = ReadOptions(text_field=args.text_field, id_field=args.id_field, carry=tuple(split_list(args.carry)),
                        strict=args.strict)
-    job = DedupeJob(input=args.input, out_dir=prepare_out(args.out, args.overwrite), method=args.method,
+    # a score output stands for its own input, which is read again: --out must stay out of both
+    out = prepare_out(args.out, args.overwrite, inputs=[args.input, *recorded_inputs(args.input)])
+    job = DedupeJob(input=args.input, out_dir=out, method=args.method,
                     threshold=threshold, num_perm=args.num_perm, ngram=args.ngram, bands=args.bands, rows=args.rows,
                     verify=not args.no_verify, keep_by=args.keep_by, seed=args.seed, bins=args.bins,
                     clusters=args.clusters, embedder=args.embedder, read=read, part_bytes=args.part_mb * 1024 * 1024,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from thresher.jobs.common import add_ray_options, prepare_out, print_outputs, say
+from thresher.jobs.common import add_ray_options, prepare_out, print_outputs, recorded_inputs, say
 
 EXAMPLES = """examples:
   thresher materialize plan.json --pools pools/ --out train/
@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from thresher.pipeline.materialize import materialize
 
-    out = prepare_out(args.out, args.overwrite)
+    # the shards are read from the score job's input behind the pools: --out must stay out of it too
+    out = prepare_out(args.out, args.overwrite, inputs=[args.plan, args.pools, *recorded_inputs(args.pools)])
     res = materialize(args.plan, args.pools, out, seed=args.seed, expand=args.expand, workers=args.workers,
                       address=args.address, quiet=getattr(args, "quiet", False))
     for name, f in res["pools"].items():

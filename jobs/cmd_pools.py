@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from thresher.jobs.cli import UsageError
-from thresher.jobs.common import prepare_out, print_outputs, say
+from thresher.jobs.common import prepare_out, print_outputs, recorded_inputs, say
 
 EXAMPLES = """examples:
   thresher pools scored/ --score gopher_alpha_words_ratio --quantiles 0.5,0.9 --out pools/
@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     names = tuple(n.strip() for n in args.names.split(",")) if args.names else None
     spec = PoolSpec(score=args.score, method=method, edges=edges, names=names, where=args.where,
                     tokens=args.tokens, unit=args.unit)
-    out = prepare_out(args.out, args.overwrite, markers=("pools.json", "summary.json"))
+    upstream = [args.scored, args.dedupe, *recorded_inputs(args.scored), *recorded_inputs(args.dedupe)]
+    out = prepare_out(args.out, args.overwrite, inputs=upstream)
     result = build_pools(args.scored, out, spec, dedupe=args.dedupe)
     for p in result["pools"]:
         say(args, f"  {p['name']:<14} {p['documents']:>9} documents {p['unique']:>14.0f} {result['unit']} unique  "

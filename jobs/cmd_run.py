@@ -57,15 +57,17 @@ def budget_label(b: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from thresher.jobs.job_spec import load_spec
+    from thresher.pipeline.safety import check_out_outside_input
 
     spec = load_spec(args.spec)
+    if spec.input is not None:
+        check_out_outside_input(spec.input, spec.out)  # a dry run validates this too
     if args.dry_run:
         print(f"job {spec.name}: {len(spec.stages)} stage(s), output {spec.out}")
         for line in spec.describe():
             print("  " + line)
         return 0
-    if args.overwrite:
-        prepare_out(spec.out, True, markers=("summary.json", "job-spec.json"))
+    prepare_out(spec.out, args.overwrite, inputs=[spec.input])
     quiet = getattr(args, "quiet", False)
     summary = run_job(spec, log=lambda s: say(args, s), quiet=quiet, address=args.address)
     say(args, f"done in {summary['seconds']:.1f} s")

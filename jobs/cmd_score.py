@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     names = split_list(args.scorers) or list(DEFAULT_SCORERS)
     stages = build_stages(names, parse_kv(args.scorer_option, "--scorer-option"))
-    out = prepare_out(args.out, args.overwrite)
+    out = prepare_out(args.out, args.overwrite, inputs=[args.input])
     read = ReadOptions(text_field=args.text_field, id_field=args.id_field, carry=tuple(split_list(args.carry)),
                        strict=args.strict)
     job = MapJob(input=args.input, out_dir=out, stages=stages, read=read, part_bytes=args.part_mb * 1024 * 1024,

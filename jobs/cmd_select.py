@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from thresher.jobs.cli import UsageError
-from thresher.jobs.common import add_ray_options, prepare_out, print_outputs, say
+from thresher.jobs.common import add_ray_options, prepare_out, print_outputs, recorded_inputs, say
 
 EXAMPLES = """examples:
   thresher select scored/ --where "gopher_quality_pass and gopher_repetition_pass" --out selected/
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         unknown = [c for c in wanted if c not in names]
         if unknown:
             raise UsageError(f"--where uses unknown column(s) {unknown}; sidecar columns: {', '.join(names)}")
-    out = prepare_out(args.out, args.overwrite)
+    out = prepare_out(args.out, args.overwrite, inputs=[args.scored, *recorded_inputs(scored)])
     fingerprint = {"kind": "select", "scored": str(scored.resolve()), "where": args.where}
     manifest_path = out / "job.json"
     if manifest_path.exists() and json.loads(manifest_path.read_text()).get("fingerprint") != fingerprint:
