@@ -9,7 +9,7 @@ the reader shares.
 """
 from __future__ import annotations
 
-import glob
+import fnmatch
 import gzip
 import json
 import os
@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -24,23 +25,61 @@ from thresher.pipeline.parts import Part, ShardError
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.safety import MAX_DECOMPRESSED_BYTES, inflate_limit
 
-FORMATS = ("jsonl", "jsonl.gz", "parquet", "arrow")
+FORMATS = ("jsonl", "jsonl.gz", "jsonl.bz2", "jsonl.xz", "jsonl.zst", "parquet", "arrow")
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
 DEFAULT_PART_ROWS = 200_000
 _GLOB_CHARS = set("*?[")
+_READ_CHUNK = 1 << 20  # the largest single read when cutting a jsonl file at line starts
+_INFLATE_CHUNK = 1 << 22  # the largest block inflated at once when counting a gzip shard's lines
+# Parts one gzip shard is cut into at most: each inflates the stream from its start up to its stop
+MAX_GZIP_PARTS = 16
+_BLANK = b" \t\r\x0b\x0c"  # with the newline, what `bytes.isspace` calls blank (the reader skips such lines)
+_DOC_MARKS = bytes(10 if b == 10 else 97 for b in range(256))  # newline stays, any other byte becomes "a"
+
+
+_JSONL = (".jsonl", ".json", ".ndjson")
+# compressed JSON lines the reader streams: suffix -> format
+_COMPRESSED = {".gz": "jsonl.gz", ".bz2": "jsonl.bz2", ".xz": "jsonl.xz", ".lzma": "jsonl.xz", ".zst": "jsonl.zst",
+               ".zstd": "jsonl.zst"}
+# compressions we do not read: refused by name, never skipped in silence
+_UNREAD = (".lz4", ".br", ".snappy", ".sz", ".lzo", ".z", ".zip", ".7z", ".rar", ".tar", ".tgz")
 
 
 def shard_format(path: str) -> str | None:
+    """The format of a shard from its name, None for a file that is not a shard.
+
+    A JSON-lines file compressed in a way the reader cannot stream is an error naming
+    it: skipping it would lose its rows without a word.
+    """
     name = path.lower()
-    if name.endswith((".jsonl.gz", ".json.gz", ".ndjson.gz")):
-        return "jsonl.gz"
-    if name.endswith((".jsonl", ".json", ".ndjson")):
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem.endswith(_JSONL):
+        suffix = "." + ext
+        if suffix in _COMPRESSED:
+            return _COMPRESSED[suffix]
+        if suffix in _UNREAD:
+            raise ShardError(f"{path}: JSON lines compressed as {suffix}, which Thresher does not read; "
+                             f"recompress it as .gz, .bz2, .xz or .zst")
+    if name.endswith(_JSONL):
         return "jsonl"
     if name.endswith((".parquet", ".pq")):
         return "parquet"
     if name.endswith(".arrow"):
         return "arrow"
     return None
+
+
+def printable_shard_id(relative: str) -> str:
+    """A shard id that is valid UTF-8: a file name's undecodable bytes become \\xNN escapes.
+
+    The file is still read through its real name; only ids, part keys and output
+    names use the escaped form, so one odd name cannot break a job's outputs.
+    """
+    try:
+        relative.encode("utf-8")
+        return relative
+    except UnicodeEncodeError:
+        return os.fsencode(relative).decode("utf-8", errors="backslashreplace")
 
 
 def _glob_root(pattern: str) -> Path:
@@ -51,6 +90,84 @@ def _glob_root(pattern: str) -> Path:
             break
         fixed.append(p)
     return Path(*fixed) if fixed else Path(".")
+
+
+def _is_dir(entry: os.DirEntry, follow: bool) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=follow)
+    except OSError:  # unreadable entry: not a directory to walk into
+        return False
+
+
+def _name_matches(name: str, pattern: str) -> bool:
+    """One path component against one glob component, as `glob` does: wildcards skip hidden names."""
+    if name.startswith(".") and not pattern.startswith("."):
+        return False
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def _real_subdirs(top: Path) -> list[Path]:
+    """`top` and every directory below it that is not hidden, reached without going through a link."""
+    found = [top]
+    for dirpath, dirnames, _ in os.walk(top, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not os.path.islink(os.path.join(dirpath, d)))
+        found.extend(Path(dirpath) / d for d in dirnames)
+    return found
+
+
+def _matches_in(directory: Path, pattern: str, last: bool) -> list[Path]:
+    """Entries of `directory` matching one glob component: files (links to files, broken links) for the
+    last component, real directories (never links to them) for the others."""
+    if not _GLOB_CHARS & set(pattern):
+        p = directory / pattern
+        if last:
+            return [p] if os.path.lexists(p) and not p.is_dir() else []
+        return [p] if pattern in (".", "..") or (p.is_dir() and not p.is_symlink()) else []
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:  # missing or unreadable directory: nothing matches there
+        return []
+    return [directory / e.name for e in entries
+            if _name_matches(e.name, pattern) and (not _is_dir(e, True) if last else _is_dir(e, False))]
+
+
+def _glob_files(root: Path, pattern: str) -> list[Path]:
+    """Files matching a glob below its fixed `root`, each once, never descending through a directory link.
+
+    `glob.glob` follows directory links, so one link to a parent lists every file once
+    per level until the system's link limit (40) and two make it exponential; this walks
+    real directories only, as the directory walk does. Links to files and broken links
+    still match, so the reader can report them.
+    """
+    components = Path(pattern).parts[len(root.parts):]
+    dirs = [root]
+    found: dict[Path, None] = {}
+    for i, component in enumerate(components):
+        last = i == len(components) - 1
+        if component == "**":
+            dirs = list(dict.fromkeys(d for top in dirs for d in _real_subdirs(top)))
+            if last:
+                found.update(dict.fromkeys(p for d in dirs for p in _matches_in(d, "*", True)))
+            continue
+        matched = [p for d in dirs for p in _matches_in(d, component, last)]
+        if last:
+            found.update(dict.fromkeys(matched))
+        dirs = list(dict.fromkeys(matched))
+    return list(found)
+
+
+def _check_link_inside(path: Path, real_root: str) -> None:
+    """Refuse a shard whose real file lies outside the input root.
+
+    A link to a file is followed only to a target inside the root: a tree handed to
+    a job may hold `x.jsonl -> /etc/passwd`, and whatever the reader reads ends in the
+    outputs (bad lines in the quarantine), so the job stops before reading anything.
+    """
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise ShardError(f"{path}: links to {real}, outside the input root {real_root}; links are followed only "
+                         f"inside the root (copy the file in, or name that file itself as the input)")
 
 
 def _hf_arrow_files(root: Path) -> list[Path] | None:
@@ -74,14 +191,20 @@ def _hf_arrow_files(root: Path) -> list[Path] | None:
 def discover(input_path: str | os.PathLike) -> tuple[Path, list[tuple[str, Path, str]]]:
     """Find shards under a file, directory or glob: returns (root, [(shard id, path, format)]).
 
-    Shards are sorted by id so every run sees the same order. Symlinks to
-    directories are not followed (no loops); unreadable names are errors.
+    Shards are sorted by id so every run sees the same order, and each path is listed
+    once. Links to directories are never walked through, by a glob or a directory walk
+    (no loops, no file seen again under a longer name). A link to a file is followed only
+    if its target lies inside the input root (it is then a shard of its own, named by the
+    link); one that leads out is a ShardError naming link and target for
+    the whole job, raised before anything is read, so no byte of the outside file can
+    reach an output. An input that is itself one file is read wherever it leads: the user
+    named it. Broken links (dangling, loops) stay shards the reader reports as unreadable.
     """
     text = str(input_path)
+    named = False  # the input is one file, named by the user: followed wherever it leads
     if _GLOB_CHARS & set(text):
         root = _glob_root(text)
-        candidates = [Path(p) for p in glob.glob(text, recursive=True)]
-        files = [p for p in candidates if p.is_file() or (p.is_symlink() and not p.is_dir())]
+        files = _glob_files(root, text)
         if not files:
             raise ShardError(f"{text}: the pattern matches no files")
     else:
@@ -91,7 +214,7 @@ def discover(input_path: str | os.PathLike) -> tuple[Path, list[tuple[str, Path,
                 raise ShardError(f"{text}: a symbolic link that leads nowhere (dangling, or a loop of links)")
             raise ShardError(f"{text}: no such file or directory")
         if path.is_file():
-            root, files = path.parent, [path]
+            root, files, named = path.parent, [path], True
         else:
             root = path
             hf = _hf_arrow_files(path)
@@ -104,14 +227,21 @@ def discover(input_path: str | os.PathLike) -> tuple[Path, list[tuple[str, Path,
                     dirnames[:] = [d for d in dirnames if not d.startswith((".", "_"))]
                     files.extend(Path(dirpath) / f for f in filenames if not f.startswith((".", "_")))
     shards = []
+    seen: set[str] = set()
+    real_root = os.path.realpath(root)
     for f in files:
-        fmt = shard_format(f.name)
+        fmt = shard_format(str(f))
         if fmt is None:
             continue
         shard_id = Path(os.path.relpath(f, root)).as_posix()
         if shard_id.startswith(("../", "/")):
             raise ShardError(f"{f}: resolves outside the input root {root}")
-        shards.append((shard_id, f, fmt))
+        if shard_id in seen:  # one file, listed once
+            continue
+        seen.add(shard_id)
+        if not named:
+            _check_link_inside(f, real_root)
+        shards.append((printable_shard_id(shard_id), f, fmt))
     if not shards:
         raise ShardError(f"{text}: no shards found (looked for {', '.join('*.' + x for x in FORMATS)})")
     shards.sort(key=lambda s: s[0])
@@ -119,47 +249,66 @@ def discover(input_path: str | os.PathLike) -> tuple[Path, list[tuple[str, Path,
 
 
 def _count_lines_at(path: Path, cut_every: int) -> list[tuple[int, int]]:
-    """Byte offsets of line starts near every `cut_every` bytes, with their line numbers."""
+    """Byte offsets of line starts near every `cut_every` bytes, with their line numbers.
+
+    Each cut is where reading up to the target and finishing the line there puts it;
+    the reading is done in `_READ_CHUNK` pieces, so a line of gigabytes (a sparse
+    file, NUL bytes without a newline) holds no more memory than a short one.
+    """
     cuts = [(0, 0)]
     size = path.stat().st_size
     with open(path, "rb") as fh:
         line_no, pos = 0, 0
         target = cut_every
         while target < size:
-            chunk = fh.read(target - pos)
-            line_no += chunk.count(b"\n")
-            pos += len(chunk)
-            rest = fh.readline()  # finish the line that straddles the cut
-            if not rest:
+            while pos < target:
+                chunk = fh.read(min(_READ_CHUNK, target - pos))
+                if not chunk:
+                    break
+                line_no += chunk.count(b"\n")
+                pos += len(chunk)
+            ended = False
+            while not ended:  # finish the line that straddles the cut
+                rest = fh.readline(_READ_CHUNK)
+                if not rest:
+                    break
+                pos += len(rest)
+                ended = rest.endswith(b"\n")
+            if not ended or pos >= size:
                 break
-            pos += len(rest)
-            if rest.endswith(b"\n"):
-                line_no += 1
-            if pos >= size:
-                break
+            line_no += 1
             cuts.append((pos, line_no))
             target = pos + cut_every
     return cuts
 
 
-def _gz_line_count(path: Path, budget: int) -> int:
-    """Lines of a gzip shard, counted within an inflation budget; a broken stream counts what it could.
+def _gz_line_count(path: Path, budget: int) -> tuple[int, int]:
+    """Lines and documents (non-blank lines) of a gzip shard, counted in one pass within an inflation budget.
 
-    The reader reports the break (or the exceeded budget) as a malformed row; the last
-    part of the shard reads to the end, so an undercount here loses no rows.
+    A broken stream counts what it could: the reader reports the break (or the
+    exceeded budget) as a malformed row, and the last part of the shard reads to the
+    end, so an undercount here loses no rows. Blank lines are found with whole-block
+    passes (`bytes.translate`, then one numpy comparison), never one Python step per
+    line, so a stream of newlines is counted about as fast as it inflates.
     """
-    n, seen = 0, 0
+    lines, docs, seen = 0, 0, 0
+    open_line = False  # the line read so far has a non-blank byte
     try:
         with gzip.open(path, "rb") as fh:
             while seen <= budget:
-                block = fh.read(1 << 22)
+                block = fh.read(_INFLATE_CHUNK)
                 if not block:
                     break
                 seen += len(block)
-                n += block.count(b"\n")
+                lines += block.count(b"\n")
+                # "a" (97) per non-blank byte, newlines (10) kept: a document ends at each "a\n"
+                marks = np.frombuffer(block.translate(_DOC_MARKS, _BLANK), np.uint8)
+                if marks.size:
+                    docs += int(np.count_nonzero(marks[:-1] > marks[1:])) + (open_line and marks[0] == 10)
+                    open_line = bool(marks[-1] != 10)
     except (EOFError, OSError, zlib.error):
         pass
-    return n
+    return lines, docs + open_line
 
 
 def _jsonl_parts(shard_id: str, path: Path, size: int, part_bytes: int) -> list[Part]:
@@ -171,10 +320,18 @@ def _jsonl_parts(shard_id: str, path: Path, size: int, part_bytes: int) -> list[
 
 
 def _gzip_parts(shard_id: str, path: Path, size: int, part_rows: int, inflate_bytes: int) -> list[Part]:
-    """Row ranges of `part_rows` lines of one gzip stream."""
-    lines = _gz_line_count(path, inflate_limit(size, inflate_bytes))
-    n = max(1, -(-lines // part_rows))
-    return [Part(shard_id, str(path), "jsonl.gz", i, n, i * part_rows, (i + 1) * part_rows if i < n - 1 else None)
+    """Line ranges of one gzip stream: about `part_rows` documents each, at most `MAX_GZIP_PARTS` parts.
+
+    A gzip stream cannot be entered midway, so a part inflates all the lines before
+    its own; capping the parts keeps all of them together to about (cap + 1) / 2
+    passes over the stream, and sizing by documents keeps a stream of blank lines in one
+    part. Where neither bites, the cuts fall every `part_rows` lines as they always did.
+    """
+    lines, docs = _gz_line_count(path, inflate_limit(size, inflate_bytes))
+    wanted = max(1, min(MAX_GZIP_PARTS, -(-docs // part_rows)))
+    stride = max(part_rows, -(-lines // wanted))
+    n = max(1, -(-lines // stride))
+    return [Part(shard_id, str(path), "jsonl.gz", i, n, i * stride, (i + 1) * stride if i < n - 1 else None)
             for i in range(n)]
 
 
