@@ -7,9 +7,13 @@ can count it and the quarantine can keep its raw bytes.
 """
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
 import json
+import lzma
 import os
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +28,8 @@ from thresher.pipeline.parts import Part, ShardError
 from thresher.pipeline.safety import MAX_COMPRESSION_RATIO, MAX_DECOMPRESSED_BYTES, inflate_limit
 
 RAW_KEEP_BYTES = 4096
+# A JSON escape of a UTF-16 surrogate: its text may decode to a lone surrogate, which no UTF-8 output can hold.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,38 @@ def _check_text(record: Any, opts: ReadOptions) -> tuple[str | None, str | None]
     return text, None
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a decoded JSON value holds a lone surrogate anywhere (strings, keys, nested values)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return False
+        except UnicodeEncodeError:
+            return True
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def _parse_json(decoded: str) -> tuple[Any, str | None]:
+    """(record, None), or (None, reason) for a line json cannot turn into a value.
+
+    Besides syntax errors this catches integers past Python's digit limit (a ValueError)
+    and nesting deep enough to exhaust the recursion limit: each is one bad row, never a
+    crash of the part.
+    """
+    try:
+        return json.loads(decoded), None
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+    except RecursionError:
+        return None, "invalid JSON: nested too deeply"
+    except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+        return None, f"invalid JSON: {str(exc).split(';')[0]}"
+
+
 def _extras(record: dict, opts: ReadOptions) -> dict[str, Any] | None:
     if opts.keep_fields:
         return {k: v for k, v in record.items() if k != opts.text_field}
@@ -133,21 +171,20 @@ def _handle_line(line: bytes, row: int, part: Part, opts: ReadOptions, out: _Row
         _fail(opts, part, row, reason)
         out.bad(row, default_id, reason, line)
         return
-    try:
-        record = json.loads(decoded)
-    except json.JSONDecodeError as exc:
-        reason = f"invalid JSON: {exc.msg} (column {exc.colno})"
-        _fail(opts, part, row, reason)
-        out.bad(row, default_id, reason, line)
-        return
-    text, reason = _check_text(record, opts)
+    record, reason = _parse_json(decoded)
+    text = None
+    if reason is None:
+        text, reason = _check_text(record, opts)
     if reason is None:
         doc_id, reason = _doc_id(part, row, record, opts)
+    extras = _extras(record, opts) if reason is None else None
+    if reason is None and _SURROGATE_ESCAPE.search(line) and _has_lone_surrogate([text, doc_id, extras]):
+        reason = "a lone surrogate escape (half of a UTF-16 pair): not valid Unicode text"
     if reason is not None:
         _fail(opts, part, row, reason)
         out.bad(row, default_id, reason, line)
         return
-    out.good(row, doc_id, text, _extras(record, opts))
+    out.good(row, doc_id, text, extras)
 
 
 class _Lines:
@@ -202,44 +239,120 @@ def _read_jsonl(part: Part, opts: ReadOptions, out: _Rows) -> None:
             row += 1
 
 
-def _read_jsonl_gz(part: Part, opts: ReadOptions, out: _Rows) -> None:
+class _NativeRaw(io.RawIOBase):
+    """A pyarrow input stream as a raw Python file, so io.BufferedReader gives it bounded readline()."""
+
+    def __init__(self, stream: pa.NativeFile) -> None:
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
+
+
+def _open_compressed(path: str, fmt: str) -> Any:
+    """A binary file object that inflates a compressed JSON-lines shard as it is read."""
+    if fmt == "jsonl.gz":
+        return gzip.open(path, "rb")
+    if fmt == "jsonl.bz2":
+        return bz2.open(path, "rb")
+    if fmt == "jsonl.xz":
+        return lzma.open(path, "rb")
+    return io.BufferedReader(_NativeRaw(pa.CompressedInputStream(pa.OSFile(path), "zstd")), 1 << 20)
+
+
+_CODEC = {"jsonl.gz": "gzip", "jsonl.bz2": "bzip2", "jsonl.xz": "xz", "jsonl.zst": "zstd"}
+
+
+def _read_jsonl_compressed(part: Part, opts: ReadOptions, out: _Rows) -> None:
+    """Rows of a gzip, bzip2, xz or zstd stream; a truncated or corrupt stream ends in one bad row saying where."""
     row = 0
     budget = inflate_limit(os.path.getsize(part.path), opts.max_decompressed_bytes, opts.max_compression_ratio)
     try:
-        with gzip.open(part.path, "rb") as fh:
+        with _open_compressed(part.path, part.fmt) as fh:
             for line, _, whole in _Lines(fh, opts.max_doc_bytes, budget):
                 if part.stop is not None and row >= part.stop:
                     break
                 if row >= part.start and not out.skip(row):
                     _handle_line(line, row, part, opts, out, whole)
                 row += 1
-    except (EOFError, OSError, zlib.error, ShardError) as exc:
+    except (EOFError, OSError, zlib.error, lzma.LZMAError, pa.ArrowException, ShardError) as exc:
         if isinstance(exc, MalformedInput):
             raise
-        kind = "truncated gzip stream" if isinstance(exc, EOFError) else "unreadable gzip stream"
+        codec = _CODEC[part.fmt]
+        kind = f"truncated {codec} stream" if isinstance(exc, EOFError) else f"unreadable {codec} stream"
         reason = f"{kind} after line {row}: {exc}"
         _fail(opts, part, row, reason)
         if row >= part.start and (part.stop is None or row < part.stop):
             out.bad(row, f"{part.shard_id}#{row}", reason, None)
 
 
+def _as_string(col: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """A text column as plain strings: dictionary-encoded and view strings are decoded; None if not text at all."""
+    t = col.type
+    if pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)):
+        return col.cast(t.value_type)
+    if getattr(pa.types, "is_string_view", lambda _: False)(t):
+        return col.cast(pa.string())
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return col
+    return None
+
+
+def _texts(col: pa.ChunkedArray) -> tuple[list[str | None], list[str | None]]:
+    """(texts, reasons): a string column's values, with a reason for each value that is not valid UTF-8.
+
+    Parquet does not guarantee its strings are UTF-8; one bad value is one bad row.
+    """
+    try:
+        col.validate(full=True)
+        return col.to_pylist(), [None] * len(col)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        texts: list[str | None] = []
+        reasons: list[str | None] = []
+        for raw in col.cast(pa.binary() if pa.types.is_string(col.type) else pa.large_binary()).to_pylist():
+            try:
+                texts.append(None if raw is None else raw.decode("utf-8"))
+                reasons.append(None)
+            except UnicodeDecodeError as exc:
+                texts.append(None)
+                reasons.append(f"invalid UTF-8 at byte {exc.start}")
+        return texts, reasons
+
+
+def _all_bad(part: Part, opts: ReadOptions, out: _Rows, first_row: int, n: int, reason: str) -> None:
+    """Every row of a columnar part is bad for one reason (a missing or mistyped column)."""
+    _fail(opts, part, first_row, reason)
+    for i in range(n):
+        out.bad(first_row + i, f"{part.shard_id}#{first_row + i}", reason, None)
+
+
 def _records_from_table(table: pa.Table, part: Part, opts: ReadOptions, out: _Rows, first_row: int) -> None:
     """Columnar inputs: validate the text column vectorised, then split good and bad rows."""
     n = table.num_rows
-    if opts.text_field not in table.column_names:
-        reason = f"missing text column {opts.text_field!r} (columns: {', '.join(table.column_names)})"
-        _fail(opts, part, first_row, reason)
-        for i in range(n):
-            out.bad(first_row + i, f"{part.shard_id}#{first_row + i}", reason, None)
-        return
-    col = table[opts.text_field]
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        reason = f"text column {opts.text_field!r} has type {col.type}, not string"
-        _fail(opts, part, first_row, reason)
-        for i in range(n):
-            out.bad(first_row + i, f"{part.shard_id}#{first_row + i}", reason, None)
-        return
-    texts = col.to_pylist()
+    names = table.column_names
+    if opts.text_field not in names:
+        return _all_bad(part, opts, out, first_row, n,
+                        f"missing text column {opts.text_field!r} (columns: {', '.join(names)})")
+    needed = names if opts.keep_fields else [opts.text_field, opts.id_field, *opts.carry]
+    repeated = sorted({c for c in needed if c is not None and names.count(c) > 1})
+    if repeated:
+        return _all_bad(part, opts, out, first_row, n,
+                        f"column name(s) {', '.join(map(repr, repeated))} appear more than once; "
+                        "a row's value for them is ambiguous")
+    col = _as_string(table[opts.text_field])
+    if col is None:
+        return _all_bad(part, opts, out, first_row, n,
+                        f"text column {opts.text_field!r} has type {table[opts.text_field].type}, not string")
+    texts, utf8_reasons = _texts(col)
     ids = table[opts.id_field].to_pylist() if opts.id_field and opts.id_field in table.column_names else None
     other = [c for c in table.column_names if c != opts.text_field]
     keep = other if opts.keep_fields else [c for c in opts.carry if c in table.column_names]
@@ -247,10 +360,10 @@ def _records_from_table(table: pa.Table, part: Part, opts: ReadOptions, out: _Ro
     for i, text in enumerate(texts):
         row = first_row + i
         default_id = f"{part.shard_id}#{row}"
-        reason = None
-        if text is None:
+        reason = utf8_reasons[i]
+        if reason is None and text is None:
             reason = f"text column {opts.text_field!r} is null"
-        elif len(text) > opts.max_doc_bytes:
+        elif reason is None and len(text) > opts.max_doc_bytes:
             reason = f"document longer than {opts.max_doc_bytes} characters"
         doc_id = default_id
         if reason is None and opts.id_field:
@@ -302,7 +415,8 @@ def _read_arrow(part: Part, opts: ReadOptions, out: _Rows) -> None:
     _records_from_table(table, part, opts, out, part.start)
 
 
-_READERS = {"jsonl": _read_jsonl, "jsonl.gz": _read_jsonl_gz, "parquet": _read_parquet, "arrow": _read_arrow}
+_READERS = {"jsonl": _read_jsonl, "parquet": _read_parquet, "arrow": _read_arrow,
+            **dict.fromkeys(_CODEC, _read_jsonl_compressed)}
 
 
 def _extra_columns(extra: list[dict[str, Any] | None], names: Iterable[str]) -> dict[str, pa.Array]:
@@ -314,7 +428,7 @@ def _extra_columns(extra: list[dict[str, Any] | None], names: Iterable[str]) -> 
             arr = pa.array(values)
             if pa.types.is_null(arr.type):
                 arr = arr.cast(pa.string())
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types, or an integer past 64 bits
             arr = pa.array([None if v is None else json.dumps(v, sort_keys=True) for v in values], pa.string())
         cols[name] = arr
     return cols
@@ -354,7 +468,7 @@ def read_part(part: Part, opts: ReadOptions, rows: Iterable[int] | None = None) 
     for name, arr in _extra_columns(out.extra, names).items():
         columns[name if name not in reserved else f"input_{name}"] = arr
     table = pa.table(columns)
-    if out.only is not None and part.fmt not in ("jsonl", "jsonl.gz"):  # columnar formats read whole, then pick
+    if out.only is not None and part.fmt not in ("jsonl", *_CODEC):  # columnar formats read whole, then pick
         table = table.filter(pc.is_in(table["__row"], value_set=pa.array(sorted(out.only), pa.int64())))
     if opts.id_field:
         table = _mark_duplicate_ids(table, part, opts)

@@ -5,9 +5,11 @@ job runs over all of them at once, and `--strict` is checked shard by shard.
 """
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import json
+import lzma
 import os
 from pathlib import Path
 
@@ -77,6 +79,40 @@ def make_broken_corpus(root: Path, huge: bool = True) -> dict[str, dict]:
         {1: "invalid JSON"})
     put("bom.jsonl.gz", gzip.compress(b"\xef\xbb\xbf" + _jsonl([{"text": "bom in gzip"}]), mtime=0), 1, {})
     put("crlf.jsonl", b'{"text": "windows line ends"}\r\n\r\n{"text": "second"}\r\n', 2, {})
+    # rows json parses into values no output can hold, or cannot parse without exhausting a limit
+    put("lone_surrogate.jsonl", _jsonl([{"text": "ok"}, b'{"text": "bad \\ud800 half a pair"}',
+                                        b'{"text": "a pair \\ud83d\\ude00 is fine"}']), 2, {1: "a lone surrogate escape"})
+    put("huge_int.jsonl", _jsonl([b'{"text": "a b", "n": ' + b"9" * 5000 + b"}", {"text": "next"}]), 1,
+        {0: "invalid JSON: Exceeds the limit"})
+    put("deep.jsonl", _jsonl([b'{"text": "a", "d": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", {"text": "x"}]), 1,
+        {0: "invalid JSON: nested too deeply"})
+    # columnar text in other encodings is text; a repeated text column is ambiguous
+    for name, arr in (("dictionary.parquet", pa.array(["d one", "d two"]).dictionary_encode()),
+                      ("string_view.parquet", pa.array(["v one", "v two"], pa.string_view()))):
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({"text": arr}), sink)
+        put(name, sink.getvalue().to_pybytes(), 2, {})
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_arrays([pa.array(["a", "b"]), pa.array(["c", "d"])], names=["text", "text"]), sink)
+    put("two_text_columns.parquet", sink.getvalue().to_pybytes(), 0, dict.fromkeys(range(2), "appear more than once"))
+    # other compressions are read like gzip; a cut stream keeps the rows before the cut
+    rows = _jsonl([{"text": f"compressed row {i}"} for i in range(50)])
+    put("rows.jsonl.bz2", bz2.compress(rows), 50, {})
+    put("rows.jsonl.xz", lzma.compress(rows), 50, {})
+    put("rows.jsonl.zst", pa.compress(rows, "zstd", asbytes=True), 50, {})
+    put("truncated.jsonl.xz", lzma.compress(rows)[:-40], 0, {})  # rows before the cut: counted below
+    with lzma.open(io.BytesIO(lzma.compress(rows)[:-40])) as fh:
+        survived = 0
+        try:
+            while fh.readline().endswith(b"\n"):
+                survived += 1
+        except EOFError:
+            pass
+    expect["truncated.jsonl.xz"] = {"kept": survived, "bad": {survived: "truncated xz stream"}}
+    # a file name that is not UTF-8: read through its real name, its id escaped
+    with open(os.path.join(os.fsencode(root), b"name_\xff.jsonl"), "wb") as fh:
+        fh.write(_jsonl([{"text": "under an odd name"}]))
+    expect["name_\\xff.jsonl"] = {"kept": 1, "bad": {}}
     # links: a loop of two links, a link to itself, a dangling link, and a directory link back to the root
     os.symlink("loop_b.jsonl", root / "loop_a.jsonl")
     os.symlink("loop_a.jsonl", root / "loop_b.jsonl")
@@ -122,7 +158,7 @@ def test_job_finishes_and_every_bad_row_is_in_ledger_and_quarantine(broken_job):
     assert sum(summary["ledger"][s] for s in STATUSES) == summary["rows_read"]
     kinds = summary["ledger"]["malformed_by_reason"]
     assert sum(kinds.values()) == bad and kinds["invalid UTF-8 at byte N"] == 2
-    assert not any(ch.isdigit() for k in kinds for ch in k.lower().replace("utf-8", "").replace("int64", "")), kinds
+    assert not any(ch.isdigit() for k in kinds for ch in k.lower().replace("utf-8", "").replace("utf-16", "").replace("int64", "")), kinds
     ledger = read_ledger(out)
     assert ledger.num_rows == summary["rows_read"]
     assert len(set(ledger["id"].to_pylist())) == ledger.num_rows
@@ -167,7 +203,8 @@ def test_kept_rows_are_clean_text(broken_job):
 
 BROKEN = ["truncated.jsonl.gz", "bad_json.jsonl", "bad_utf8.jsonl", "no_text.jsonl", "zero_bytes.parquet",
           "wrong_schema.parquet", "wrong_type.parquet", "huge_line.jsonl", "nul_bytes.jsonl", "nul_tail.jsonl",
-          "bom.jsonl", "loop_a.jsonl", "self.jsonl", "dangling.jsonl"]
+          "bom.jsonl", "loop_a.jsonl", "self.jsonl", "dangling.jsonl", "lone_surrogate.jsonl", "huge_int.jsonl",
+          "deep.jsonl", "two_text_columns.parquet", "truncated.jsonl.xz"]
 
 
 @pytest.fixture(scope="module")

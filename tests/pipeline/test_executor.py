@@ -137,8 +137,17 @@ def test_stage_with_setup_runs_its_setup(tmp_path, engine):
     assert max(side["doc_chars"].to_pylist()) == len(CLEAN)
 
 
+# Rows that each must end as one malformed row, never a crash of the job: bad JSON, a lone
+# surrogate escape, an integer past Python's digit limit, nesting past the recursion limit.
+BAD_ROWS = {
+    "{bad json": "{bad json",
+    "<surrogate>": '{"text": "bad \\ud800 text"}',
+    "<huge int>": '{"text": "a b c", "n": ' + "9" * 5000 + "}",
+    "<deep>": '{"text": "a b c", "d": ' + "[" * 100_000 + "]" * 100_000 + "}",
+}
 shard_sets = st.lists(
-    st.lists(st.one_of(st.text(min_size=0, max_size=40), st.just("{bad json"), st.just("")), min_size=0, max_size=12),
+    st.lists(st.one_of(st.text(min_size=0, max_size=40), st.sampled_from(sorted(BAD_ROWS)), st.just("")),
+             min_size=0, max_size=12),
     min_size=1, max_size=4,
 )
 
@@ -149,15 +158,16 @@ def test_ledger_accounts_for_every_row(tmp_path_factory, shards):
     root = tmp_path_factory.mktemp("prop")
     inp = root / "in"
     inp.mkdir()
-    expected = 0
+    expected = bad = 0
     for i, rows in enumerate(shards):
         lines = []
         for r in rows:
             if r == "":
                 lines.append("")  # blank lines are not rows
-            elif r == "{bad json":
-                lines.append(r)
+            elif r in BAD_ROWS:
+                lines.append(BAD_ROWS[r])
                 expected += 1
+                bad += 1
             else:
                 lines.append(json.dumps({"text": r}))
                 expected += 1
@@ -167,3 +177,4 @@ def test_ledger_accounts_for_every_row(tmp_path_factory, shards):
     counts = summary["ledger"]
     assert summary["rows_read"] == expected
     assert sum(counts[s] for s in ("kept", "dropped", "duplicate", "malformed")) == expected
+    assert counts["malformed"] == bad
