@@ -29,6 +29,7 @@ from thresher.pipeline.manifest import (  # noqa: F401  (JobConflict: callers ca
     job_settings,
     open_manifest,
     read_setting,
+    shard_listing,
 )
 from thresher.pipeline.outputs import TMP, part_file, read_marker, remove_stale_tmp, safe_join, write_json_atomic
 from thresher.pipeline.parts import Part
@@ -87,7 +88,7 @@ def run_map_job(job: MapJob) -> dict:
     engine = choose_engine(job.engine, job.stages)
     open_manifest(out, {"fingerprint": job.fingerprint(), "parts": [p.key for p in parts], "format_version": FORMAT_VERSION,
                         "part_specs": [json.loads(p.to_json()) for p in parts], "read": as_json(asdict(job.read)),
-                        "input": job.input})
+                        "input": job.input, "shards": shard_listing(shards)})
     done = complete_parts(out, [p.key for p in parts])
     pending = [p for p in parts if p.key not in done]
     if job.stop_after_parts is not None:

@@ -49,6 +49,38 @@ def input_setting(path: str) -> str:
     return str(Path(path).resolve()) if not any(c in path for c in "*?[") else path
 
 
+def shard_listing(shards: Iterable[tuple[str, Path, str]]) -> list[dict[str, Any]]:
+    """Each input shard's id, size and modification time, as job.json keeps them.
+
+    Resume compares this listing, not only the shards' names: a shard that grew, shrank
+    or was rewritten since the job started would otherwise count as finished.
+    """
+    listing = []
+    for shard_id, path, _ in shards:
+        try:
+            st = Path(path).stat()
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:  # a dangling link or a loop: the reader quarantines it; its state is "unreadable"
+            size, mtime = None, None
+        listing.append({"shard": shard_id, "size": size, "mtime_ns": mtime})
+    return listing
+
+
+def _changed_shard(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str | None:
+    """The first shard whose size or modification time differs, described; None when all agree."""
+    before = {s["shard"]: s for s in old}
+    for s in new:
+        was = before.get(s["shard"])
+        if was is None:
+            return f"{s['shard']} is new"
+        if was["size"] != s["size"]:
+            return f"{s['shard']} changed size ({was['size']} -> {s['size']} bytes)"
+        if was["mtime_ns"] != s["mtime_ns"]:
+            return f"{s['shard']} was modified (same size, new modification time)"
+    gone = sorted(set(before) - {s["shard"] for s in new})
+    return f"{gone[0]} is gone" if gone else None
+
+
 def read_setting(read: ReadOptions) -> dict[str, Any]:
     """Read options that decide outputs: all but `strict`, which only decides whether a bad row stops the job."""
     return {k: v for k, v in asdict(read).items() if k != "strict"}
@@ -85,7 +117,8 @@ def open_manifest(out: Path, manifest: dict[str, Any], what: str = "job") -> dic
     """Write `out/job.json` on a first run; on a rerun check it matches and return the saved copy.
 
     `manifest["fingerprint"]` must match the saved one, and so must `manifest["parts"]`
-    when the manifest lists parts (the input's shards must not have changed).
+    when the manifest lists parts, and `manifest["shards"]` (each shard's size and
+    modification time) when both list them: the input must not have changed.
     """
     path = Path(out) / MANIFEST
     if not path.exists():
@@ -95,6 +128,11 @@ def open_manifest(out: Path, manifest: dict[str, Any], what: str = "job") -> dic
     diff = first_difference(old.get("fingerprint"), manifest["fingerprint"])
     if diff:
         raise JobConflict(f"{out} holds a different {what} ({diff}); use a new --out directory or --overwrite")
+    if "shards" in manifest and "shards" in old:
+        changed = _changed_shard(old["shards"], manifest["shards"])
+        if changed:
+            raise JobConflict(f"{out}: the input changed since the job started ({changed}); "
+                              f"use a new --out directory, or --overwrite to start over")
     if "parts" in manifest and old.get("parts") != manifest["parts"]:
         raise JobConflict(f"{out}: the input's shards changed since the job started; use a new --out directory")
     return old

@@ -21,7 +21,7 @@ from tests.docs import CLEAN
 from thresher.pipeline import outputs
 from thresher.pipeline.engines.data import finalize_part, read_step, write_step
 from thresher.pipeline.engines.steps import apply_stage
-from thresher.pipeline.executor import MapJob, run_map_job
+from thresher.pipeline.executor import JobConflict, MapJob, run_map_job
 from thresher.pipeline.outputs import MARKERS, TMP, OutputWriteError, file_sha256, write_json_atomic, write_parquet_atomic
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.registry import make_scorer
@@ -100,13 +100,12 @@ def test_a_killed_worker_is_retried_and_the_output_is_identical(tmp_path, ray_se
 # ---------------------------------------------------------------- a killed driver
 
 
-def test_a_killed_driver_resumes_skipping_finished_parts_and_ends_identical(tmp_path, ray_session):
-    inp = tmp_path / "in"
-    make_corpus(inp, n_files=16, rows=120)
-    out = tmp_path / "out"
+def _kill_driver_after_parts(argv: list[str], out: Path, parts: int, total: int) -> int:
+    """Run `thresher ARGV` in its own session and SIGKILL it, with the Ray it started, once `parts` parts are
+    marked complete; returns how many were."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_DEDUP_LOGS": "1"}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "thresher.jobs.cli", "score", str(inp), "--out", str(out), "--workers", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "thresher.jobs.cli", *argv, "--out", str(out), "--workers", "1",
                              "--quiet"], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     import psutil
@@ -120,7 +119,7 @@ def test_a_killed_driver_resumes_skipping_finished_parts_and_ends_identical(tmp_
                 family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
             except psutil.NoSuchProcess:
                 pass
-            if len(list((out / MARKERS).glob("*.json"))) >= 3 if (out / MARKERS).is_dir() else False:
+            if len(list((out / MARKERS).glob("*.json"))) >= parts if (out / MARKERS).is_dir() else False:
                 break
             if proc.poll() is not None:
                 pytest.fail(f"the driver ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
@@ -136,9 +135,16 @@ def test_a_killed_driver_resumes_skipping_finished_parts_and_ends_identical(tmp_
                 pass
         proc.wait()
     finished = len(list((out / MARKERS).glob("*.json")))
-    total = 16
-    assert 3 <= finished < total, f"{finished} parts finished; the kill came too late to test resuming"
+    assert parts <= finished < total, f"{finished} parts finished; the kill came too late to test resuming"
     assert assert_markers_match_files(out) == finished
+    return finished
+
+
+def test_a_killed_driver_resumes_skipping_finished_parts_and_ends_identical(tmp_path, ray_session):
+    inp = tmp_path / "in"
+    make_corpus(inp, n_files=16, rows=120)
+    out = tmp_path / "out"
+    finished = _kill_driver_after_parts(["score", str(inp)], out, parts=3, total=16)
     stages = [make_scorer(n) for n in DEFAULT_SCORERS]
     resumed = run_map_job(MapJob(input=str(inp), out_dir=out, stages=stages, read=ReadOptions(), quiet=True,
                                  part_bytes=64 * 1024 * 1024))
@@ -148,6 +154,50 @@ def test_a_killed_driver_resumes_skipping_finished_parts_and_ends_identical(tmp_
     assert tree_bytes(out) == tree_bytes(tmp_path / "fresh")
     assert resumed["content_hash"] == fresh["content_hash"]
     assert not list(out.rglob("*.tmp")) and not (out / TMP).exists() or not any((out / TMP).rglob("*.parquet"))
+
+
+def test_a_killed_model_scorer_job_refuses_another_model_and_resumes_identical_with_its_own(tmp_path, ray_session):
+    from tests.pipeline.model_files import BAD, GOOD, classifier_model
+
+    inp = tmp_path / "in"
+    make_corpus(inp, n_files=12, rows=120)
+    model = classifier_model(tmp_path / "a.json")
+    other = classifier_model(tmp_path / "b.json", good=BAD, bad=GOOD)
+    out = tmp_path / "out"
+    argv = ["score", str(inp), "--scorers", "classifier"]
+    finished = _kill_driver_after_parts([*argv, "--scorer-option", f"classifier.model={model}"], out, parts=2, total=12)
+    with pytest.raises(JobConflict, match="model_sha256"):
+        run_map_job(MapJob(input=str(inp), out_dir=out, stages=[make_scorer("classifier", model=other)], quiet=True))
+    assert len(list((out / MARKERS).glob("*.json"))) == finished  # the refused rerun added nothing
+    resumed = run_map_job(MapJob(input=str(inp), out_dir=out, stages=[make_scorer("classifier", model=model)], quiet=True))
+    assert resumed["parts_skipped_as_complete"] == finished
+    fresh = run_map_job(MapJob(input=str(inp), out_dir=tmp_path / "fresh", stages=[make_scorer("classifier", model=model)],
+                               quiet=True))
+    assert tree_bytes(out) == tree_bytes(tmp_path / "fresh") and resumed["content_hash"] == fresh["content_hash"]
+
+
+def test_a_killed_job_whose_input_then_grew_is_refused_never_skipped(tmp_path, ray_session, capsys):
+    from thresher.jobs.cli import main
+
+    inp = tmp_path / "in"
+    make_corpus(inp, n_files=12, rows=120)
+    out = tmp_path / "out"
+    finished = _kill_driver_after_parts(["score", str(inp)], out, parts=2, total=12)
+    done = sorted(m.stem for m in (out / MARKERS).glob("*.json"))
+    grown = inp / done[0].split(".part-")[0]  # a shard whose part is already complete
+    with grown.open("a") as fh:
+        fh.write(json.dumps({"text": "a row appended after the kill"}) + "\n")
+    capsys.readouterr()
+    assert main(["score", str(inp), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{grown.name} changed size" in err and "Traceback" not in err, err
+    assert len(list((out / MARKERS).glob("*.json"))) == finished
+    # the finished job, too: appending to its input is refused rather than reported as done
+    assert main(["score", str(inp), "--out", str(tmp_path / "whole"), "--quiet"]) == 0
+    with grown.open("a") as fh:
+        fh.write(json.dumps({"text": "and one more"}) + "\n")
+    assert main(["score", str(inp), "--out", str(tmp_path / "whole"), "--quiet"]) == 2
+    assert "changed size" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- a full disk
