@@ -97,6 +97,12 @@ class RemoteTasks:
     driver. `on_result(index, result)` runs on the driver as each task finishes, in
     finishing order; `finish()` returns all results in submission order, so what a
     caller builds from them does not depend on the number of workers.
+
+    A task that fails stops new submissions; the tasks in flight are waited for, and
+    the error of the earliest submitted task that failed is raised. Tasks go in in
+    order, so every task before a failed one has been submitted and finishes: the
+    error raised is the first in input order, whatever the timing, and no failed
+    result is left unread (Ray would print its traceback at exit).
     """
 
     def __init__(self, fn: Callable[..., Any], workers: int, resources: dict[str, Any] | None = None, *,
@@ -110,11 +116,14 @@ class RemoteTasks:
         self._bar, self._on_result = bar, on_result
         self._pending: dict[Any, int] = {}
         self._results: list[Any] = []
+        self._errors: dict[int, BaseException] = {}
 
     def submit(self, *args: Any) -> None:
-        """Start `fn(*args)`; first wait for a task to finish while the pool is full."""
-        while self._limit is not None and len(self._pending) >= self._limit:
+        """Start `fn(*args)`; first wait for a task to finish while the pool is full. After a failure, raise it."""
+        while self._limit is not None and len(self._pending) >= self._limit and not self._errors:
             self.poll(block=True)
+        if self._errors:
+            self._raise_first()
         self._pending[self._remote.remote(*args)] = len(self._results)
         self._results.append(None)
 
@@ -124,8 +133,12 @@ class RemoteTasks:
             done, _ = self._ray.wait(list(self._pending), num_returns=1, timeout=None if block else 0)
             for ref in done:
                 index = self._pending.pop(ref)
-                with thresher_errors():
-                    result = self._ray.get(ref)
+                try:
+                    with thresher_errors():
+                        result = self._ray.get(ref)
+                except Exception as exc:
+                    self._errors[index] = exc
+                    continue
                 self._results[index] = result
                 if self._on_result is not None:
                     self._on_result(index, result)
@@ -133,10 +146,20 @@ class RemoteTasks:
                     self._bar.update(1)
         return len(self._pending)
 
+    def _raise_first(self) -> None:
+        """Wait for the tasks in flight, then raise the error of the earliest submitted task that failed."""
+        while self._pending:
+            self.poll(block=True)
+        if self._bar is not None:
+            self._bar.close()
+        raise self._errors[min(self._errors)]
+
     def finish(self) -> list[Any]:
         """Wait for every task; close the progress bar; results in submission order."""
         while self.poll(block=True):
             pass
+        if self._errors:
+            self._raise_first()
         if self._bar is not None:
             self._bar.close()
         return self._results

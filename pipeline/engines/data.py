@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 from thresher.pipeline.engines.steps import MapWork, apply_stage, secs_column, write_part_outputs
 from thresher.pipeline.outputs import TMP, safe_join, write_parquet_atomic
 from thresher.pipeline.parts import Part
-from thresher.pipeline.reader import ReadOptions, read_part
+from thresher.pipeline.reader import MalformedInput, ReadOptions, read_part
 from thresher.pipeline.stage import Stage
-from thresher.pipeline.tasks import RemoteTasks, keep_message, progress
+from thresher.pipeline.tasks import RemoteTasks, keep_message, original_error, progress, run_remote
 
 
 def read_step(batch: pa.Table, read: ReadOptions, batch_rows: int) -> Iterator[pa.Table]:
@@ -143,7 +143,30 @@ def _dataset(work: MapWork, pending: list[Part]):
                           num_cpus=1)
 
 
+def _check_strictly(part_json: str, read: ReadOptions) -> None:
+    """Read a part in strict mode and throw the rows away: raises MalformedInput at its first bad row."""
+    read_part(Part.from_json(part_json), read)
+
+
+def _first_malformed(work: MapWork, pending: list[Part]) -> None:
+    """Raise the MalformedInput of the first bad row in input order.
+
+    Ray Data runs parts in whatever order its scheduler picks, so the bad row it hit
+    first depends on timing; strict mode promises the first one in the input.
+    """
+    run_remote(_check_strictly, [(p.to_json(), work.read) for p in pending], work.workers)
+
+
 def run(work: MapWork, pending: list[Part]) -> None:
+    try:
+        _stream(work, pending)
+    except Exception as exc:
+        if work.read.strict and isinstance(original_error(exc), MalformedInput):
+            _first_malformed(work, pending)
+        raise
+
+
+def _stream(work: MapWork, pending: list[Part]) -> None:
     import ray
 
     by_key = {p.key: p for p in pending}
