@@ -187,33 +187,59 @@ def _handle_line(line: bytes, row: int, part: Part, opts: ReadOptions, out: _Row
     out.good(row, doc_id, text, extras)
 
 
+_BLANK_PEEK = 1 << 16
+
+
 class _Lines:
     """Lines of a binary stream, never holding more than `cap` bytes of one line in memory.
 
-    Yields (line, bytes consumed, whole): a line longer than `cap` comes back as its
-    first `RAW_KEEP_BYTES` with whole=False, the rest skipped in bounded reads. With a
-    `budget`, reading more than that many bytes in all raises ShardError (gzip bombs).
+    Yields (line, bytes consumed, whole, blank lines before it): a line longer than
+    `cap` comes back as its first `RAW_KEEP_BYTES` with whole=False, the rest skipped
+    in bounded reads. Runs of empty lines (bare newlines) are skipped a buffer at a
+    time and only counted, so a stream of nothing but newlines costs what inflating it
+    costs, not a Python step per line; at most `span` bytes are skipped that way (a
+    byte-ranged part never skips far past its end). With a `budget`, reading more than
+    that many bytes in all raises ShardError (gzip bombs).
     """
 
-    def __init__(self, fh: Any, cap: int, budget: int | None = None) -> None:
-        self.fh, self.cap, self.budget, self.seen = fh, cap, budget, 0
+    def __init__(self, fh: Any, cap: int, budget: int | None = None, span: int | None = None) -> None:
+        self.fh, self.cap, self.budget, self.span, self.seen = fh, cap, budget, span, 0
 
-    def _read(self, size: int) -> bytes:
-        chunk = self.fh.readline(size)
-        self.seen += len(chunk)
+    def _count(self, n: int) -> None:
+        self.seen += n
         if self.budget is not None and self.seen > self.budget:
             raise ShardError(f"decompressed size exceeds {self.budget} bytes (a decompression bomb, or raise "
                              f"max_decompressed_bytes / max_compression_ratio)")
+
+    def _skip_newlines(self) -> int:
+        """Consume the bare newlines at the stream's position; returns how many."""
+        skipped = 0
+        while self.span is None or self.seen < self.span:
+            buf = self.fh.peek(_BLANK_PEEK)[:_BLANK_PEEK]
+            n = len(buf) - len(buf.lstrip(b"\n"))
+            if self.span is not None:
+                n = min(n, self.span - self.seen)
+            if n == 0:
+                break
+            self.fh.read(n)
+            self._count(n)
+            skipped += n
+        return skipped
+
+    def _read(self, size: int) -> bytes:
+        chunk = self.fh.readline(size)
+        self._count(len(chunk))
         return chunk
 
-    def __iter__(self) -> Iterator[tuple[bytes, int, bool]]:
+    def __iter__(self) -> Iterator[tuple[bytes, int, bool, int]]:
         limit = self.cap + 3  # room for a byte-order mark and the line end
         while True:
+            blanks = self._skip_newlines() if self.seen else 0  # the first line keeps its byte-order-mark check
             line = self._read(limit)
             if not line:
                 return
             if len(line) < limit or line.endswith(b"\n"):
-                yield line, len(line), True
+                yield line, len(line), True, blanks
                 continue
             head, used = line[:RAW_KEEP_BYTES], len(line)
             while not line.endswith(b"\n"):
@@ -221,7 +247,7 @@ class _Lines:
                 if not line:
                     break
                 used += len(line)
-            yield head, used, False
+            yield head, used, False, blanks
 
 
 def _read_jsonl(part: Part, opts: ReadOptions, out: _Rows) -> None:
@@ -230,7 +256,10 @@ def _read_jsonl(part: Part, opts: ReadOptions, out: _Rows) -> None:
             fh.seek(part.byte_start)
         pos = part.byte_start or 0
         row = part.start
-        for line, used, whole in _Lines(fh, opts.max_doc_bytes):
+        span = None if part.byte_stop is None else part.byte_stop - pos
+        for line, used, whole, blanks in _Lines(fh, opts.max_doc_bytes, span=span):
+            pos += blanks
+            row += blanks
             if part.byte_stop is not None and pos >= part.byte_stop:
                 break
             pos += used
@@ -278,7 +307,8 @@ def _read_jsonl_compressed(part: Part, opts: ReadOptions, out: _Rows) -> None:
     budget = inflate_limit(os.path.getsize(part.path), opts.max_decompressed_bytes, opts.max_compression_ratio)
     try:
         with _open_compressed(part.path, part.fmt) as fh:
-            for line, _, whole in _Lines(fh, opts.max_doc_bytes, budget):
+            for line, _, whole, blanks in _Lines(fh, opts.max_doc_bytes, budget):
+                row += blanks
                 if part.stop is not None and row >= part.stop:
                     break
                 if row >= part.start and not out.skip(row):

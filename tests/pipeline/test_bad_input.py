@@ -286,3 +286,20 @@ def test_strict_names_the_file_and_line_of_an_id_seen_in_an_earlier_shard(tmp_pa
                  read=ReadOptions(id_field="id", strict=True))
     with pytest.raises(MalformedInput, match=r"b\.jsonl: line 2: duplicate id across parts: 'x' \(first in a\.jsonl\)"):
         run_map_job(job)
+
+
+@pytest.mark.parametrize("suffix", [".lz4", ".br", ".zip", ".snappy"])
+def test_json_lines_in_a_compression_thresher_does_not_read_are_refused_by_name(tmp_path, suffix):
+    (tmp_path / "a.jsonl").write_bytes(_jsonl([{"text": "readable"}]))
+    (tmp_path / f"b.jsonl{suffix}").write_bytes(b"\x04\x22\x4d\x18 not read")
+    with pytest.raises(ShardError, match=rf"b\.jsonl\{suffix}: JSON lines compressed as \{suffix}, which Thresher does not read"):
+        discover(tmp_path)
+
+
+def test_a_carried_integer_past_64_bits_is_kept_as_json_text(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(_jsonl([{"text": "small", "n": 1}, {"text": "huge", "n": 2**64 + 5}]))
+    (part,) = plan_parts([("a.jsonl", path, "jsonl")])
+    table = read_part(part, ReadOptions(carry=("n",)))
+    assert table["__malformed"].null_count == 2
+    assert table["n"].to_pylist() == ["1", str(2**64 + 5)]
