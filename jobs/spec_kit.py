@@ -9,6 +9,7 @@ schema of checks to a mapping, refusing unknown keys and filling defaults.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -19,6 +20,17 @@ from typing import Any
 from thresher.metrics.errors import InputError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_YAML_DEPTH = 32
+"""Deepest nesting a YAML spec may have (its top level is level 1); real specs stay under 8. PyYAML composes
+recursively, and json.dump (job-spec.json) and repr walk the loaded spec recursively too: this keeps all of them
+far from Python's recursion limit, and bounds the indentation an indented JSON dump repeats on every line."""
+MAX_YAML_VALUES = 1_000_000
+"""Most values a YAML spec may hold with every alias expanded (each scalar, list, mapping and key is one).
+Aliases share one object when loaded, but whatever writes the spec out (job-spec.json) expands them all."""
+MAX_YAML_TEXT = 16 * 1024**2
+"""Most bytes (UTF-8) of scalar text a YAML spec may hold with every alias expanded: a string repeated through
+aliases costs its length each time. A spec's literal text is shorter than its file, and specs are capped at
+16 MiB or less, so only aliases can reach this: expanded, a spec holds no more text than one written out could."""
 
 
 class SpecError(InputError):
@@ -212,8 +224,126 @@ def section(schema: Mapping[str, Field]) -> Check:
     return lambda at, value: fields(at, value, schema)
 
 
+class _TooBig(Exception):
+    """A bound of the YAML loader was hit; `load_yaml` turns it into a SpecError that names the file."""
+
+    def __init__(self, problem: str, hint: str, line: int | None = None) -> None:
+        super().__init__(problem)
+        self.hint = hint  # completes "a <what> ..." in the message
+        self.line = line  # 1-based, where the document shows the problem
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+_DATA_HINT = "holds settings, data belongs in separate files"
+_DEPTH_HINT = "holds settings, not deeply nested data"
+
+
+@functools.cache
+def _bounded_loader() -> type:
+    """A yaml.SafeLoader that counts what it composes, so a deep or huge document stops before it is built.
+
+    Built on first use because PyYAML is imported lazily. The depth check runs before PyYAML's composer
+    recurses a level further, so `[[[[...` is refused at MAX_YAML_DEPTH, far from Python's recursion limit.
+    Alias events are not counted here: they add no nodes, `_check_expanded` counts what they stand for.
+    """
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.depth = 0  # levels being composed above the next node
+            self.values = 0  # nodes composed so far, aliases not expanded
+            self.text = 0  # bytes of scalar text composed so far
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if self.depth >= MAX_YAML_DEPTH:
+                raise _TooBig(f"nested more than {MAX_YAML_DEPTH} levels deep", _DEPTH_HINT,
+                              event.start_mark.line + 1)
+            if not isinstance(event, yaml.AliasEvent):
+                self.values += 1
+                if isinstance(event, yaml.ScalarEvent):
+                    self.text += _utf8_len(event.value)
+                if self.values > MAX_YAML_VALUES:
+                    raise _TooBig(f"holds more than {MAX_YAML_VALUES:,} values", _DATA_HINT)
+                if self.text > MAX_YAML_TEXT:
+                    raise _TooBig(f"holds more than {MAX_YAML_TEXT:,} bytes of text", _DATA_HINT)
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return BoundedLoader
+
+
+def _check_expanded(root: Any) -> None:
+    """Refuse a composed document whose aliases expand it past the limits or make it hold itself.
+
+    In the composed graph every alias is the anchored node itself, so a node's expanded size is summed from its
+    children's once and remembered: the walk costs the graph's size, never the expansion's (9**9 values for the
+    billion-laughs file). It is a loop, not a recursion, and it refuses at the first node over a limit.
+    """
+    import yaml
+
+    def children(node: Any) -> list[Any]:
+        if isinstance(node, yaml.MappingNode):
+            return [part for pair in node.value for part in pair]
+        return node.value if isinstance(node, yaml.SequenceNode) else []
+
+    sizes: dict[int, tuple[int, int, int]] = {}  # id(node) -> (values, text bytes, levels) with aliases expanded
+    on_path: set[int] = set()  # nodes whose children are being measured: the ancestors of the next node
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, kids_done = stack.pop()
+        key = id(node)
+        if kids_done:
+            kids = [sizes[id(kid)] for kid in children(node)]
+            values = 1 + sum(k[0] for k in kids)
+            text = (_utf8_len(node.value) if isinstance(node, yaml.ScalarNode) else 0) + sum(k[1] for k in kids)
+            levels = 1 + max((k[2] for k in kids), default=0)
+            if values > MAX_YAML_VALUES:
+                raise _TooBig(f"expands to more than {MAX_YAML_VALUES:,} values (YAML aliases nested too deeply)",
+                              _DATA_HINT)
+            if text > MAX_YAML_TEXT:
+                raise _TooBig(f"expands to more than {MAX_YAML_TEXT:,} bytes of text "
+                              "(YAML aliases repeat long strings)", _DATA_HINT)
+            if levels > MAX_YAML_DEPTH:
+                raise _TooBig(f"nested more than {MAX_YAML_DEPTH} levels deep once YAML aliases are expanded",
+                              _DEPTH_HINT, node.start_mark.line + 1)
+            sizes[key] = (values, text, levels)
+            on_path.discard(key)
+        elif key in on_path:  # an alias inside an anchored value that names that value
+            raise _TooBig("a YAML alias refers back to the value that holds it (an endless structure)",
+                          "holds plain nested settings", node.start_mark.line + 1)
+        elif key not in sizes:
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in children(node))
+
+
+def _load_bounded(text: str) -> Any:
+    """yaml.safe_load with the limits above: what `safe_load` does (compose, then construct), checked between."""
+    loader = _bounded_loader()(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expanded(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_yaml(path: str | Path, what: str, max_bytes: int) -> Any:
-    """A YAML file loaded safely (plain data only, no tags that build objects), with errors that give the line."""
+    """A YAML file loaded safely (plain data only, no tags that build objects), with errors that give the line.
+
+    Besides the byte cap, the document's nesting and its size with aliases expanded are bounded
+    (MAX_YAML_DEPTH, MAX_YAML_VALUES, MAX_YAML_TEXT): a small file must not become a huge spec.
+    """
     import yaml
 
     from thresher.pipeline.safety import InputTooLarge, read_capped
@@ -222,12 +352,15 @@ def load_yaml(path: str | Path, what: str, max_bytes: int) -> Any:
     if not path.is_file():
         raise SpecError(f"{path}: no such {what}")
     try:
-        data = yaml.safe_load(read_capped(path, max_bytes, what=what).decode("utf-8"))
+        data = _load_bounded(read_capped(path, max_bytes, what=what).decode("utf-8"))
     except InputTooLarge:
         raise SpecError(f"{path}: larger than {max_bytes} bytes; a {what} holds settings, "
                         "data belongs in separate files") from None
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not UTF-8 text") from None
+    except _TooBig as exc:
+        where = f"{path}: line {exc.line}" if exc.line is not None else str(path)
+        raise SpecError(f"{where}: {exc}; a {what} {exc.hint}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}: line {mark.line + 1}" if mark is not None else str(path)

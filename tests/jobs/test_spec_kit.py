@@ -2,10 +2,17 @@
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 
 import pytest
+import yaml
 
+from thresher.jobs.cli import main
 from thresher.jobs.spec_kit import (
+    MAX_YAML_DEPTH,
+    MAX_YAML_TEXT,
+    MAX_YAML_VALUES,
     REQUIRED,
     At,
     Required,
@@ -22,8 +29,10 @@ from thresher.jobs.spec_kit import (
     text,
 )
 from thresher.metrics.errors import InputError
+from thresher.pipeline.safety import MAX_SPEC_BYTES
 
 AT = At("spec.yaml")
+EXAMPLES = Path(__file__).resolve().parents[2] / "jobs" / "examples"
 
 
 def _message(check, value, at=AT) -> str:
@@ -113,3 +122,103 @@ def test_yaml_is_loaded_safely_with_line_numbers_and_a_size_cap(tmp_path):
         load_yaml(tmp_path / "missing.yaml", "vendor spec", 100)
     path.write_text("a: 1\n")
     assert load_yaml(path, "job spec", 100) == {"a": 1}
+
+
+def _laughs(levels: int = 9, width: int = 9) -> str:
+    """The "billion laughs" spec: each level repeats the one before `width` times (9**9 values from 396 bytes)."""
+    lines = [f"l0: &l0 [{','.join('x' * width)}]"]
+    lines += [f"l{i}: &l{i} [{','.join([f'*l{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def _refusal(path, max_bytes: int = MAX_SPEC_BYTES) -> str:
+    with pytest.raises(SpecError) as exc:
+        load_yaml(path, "job spec", max_bytes)
+    assert isinstance(exc.value, InputError) and "\n" not in str(exc.value)
+    return str(exc.value)
+
+
+def test_yaml_aliases_cannot_expand_a_small_spec_into_a_huge_one(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(_laughs())
+    assert path.stat().st_size < 500
+    t0 = time.perf_counter()
+    assert _refusal(path) == (f"{path}: expands to more than {MAX_YAML_VALUES:,} values (YAML aliases nested too "
+                              "deeply); a job spec holds settings, data belongs in separate files")
+    assert time.perf_counter() - t0 < 1.0  # refused from the composed graph, nothing is expanded
+    # the count is exact: every scalar, list, mapping and key is one value, each alias counts its whole value again
+    words = MAX_YAML_VALUES - 1 - 1000 - 1
+    path.write_text("- &w [" + ",".join("x" * 999) + "]\n- [" + ",".join(["*w"] * (words // 1000)) + "]\n"
+                    + "- x\n" * (words % 1000))
+    data = load_yaml(path, "job spec", MAX_SPEC_BYTES)
+    assert len(data) == 2 + words % 1000 and len(data[1]) == words // 1000 and data[1][0] is data[0]
+    path.write_text(path.read_text() + "- x\n")
+    assert f"expands to more than {MAX_YAML_VALUES:,} values" in _refusal(path)
+    # a long string repeated through aliases is bounded by its bytes, not by its count
+    path.write_text(f"a: &a '{'x' * 1000}'\n" + _laughs(levels=6, width=10).replace("[x,x,x,x,x,x,x,x,x,x]", "[*a]"))
+    assert f"expands to more than {MAX_YAML_TEXT:,} bytes of text (YAML aliases repeat long strings)" in _refusal(path)
+    path.write_text("a: &a [1, *a]\n")  # a list that holds itself: endless when written out
+    assert _refusal(path) == (f"{path}: line 1: a YAML alias refers back to the value that holds it (an endless "
+                              "structure); a job spec holds plain nested settings")
+
+
+def test_deeply_nested_yaml_is_refused_before_python_recursion_runs_out(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("[" * 100_000)
+    assert _refusal(path) == (f"{path}: line 1: nested more than {MAX_YAML_DEPTH} levels deep; a job spec holds "
+                              "settings, not deeply nested data")
+    path.write_text("a:\n" + "".join(" " * i + "-\n" for i in range(1, 1000)))  # block style, one level a line
+    assert f"line {MAX_YAML_DEPTH + 1}: nested more than {MAX_YAML_DEPTH} levels deep" in _refusal(path)
+    path.write_text("[" * MAX_YAML_DEPTH + "]" * MAX_YAML_DEPTH)  # the limit itself is fine
+    data = load_yaml(path, "job spec", MAX_SPEC_BYTES)
+    for _ in range(MAX_YAML_DEPTH - 1):
+        (data,) = data
+    assert data == []
+    path.write_text("[" * (MAX_YAML_DEPTH + 1) + "]" * (MAX_YAML_DEPTH + 1))
+    assert "line 1: nested more than" in _refusal(path)
+    # aliases cannot stack nesting past the limit either: each half is under it, together they are not
+    half = MAX_YAML_DEPTH // 2 + 1
+    path.write_text(f"a: &a {'[' * half}1{']' * half}\nb: {'[' * half}*a{']' * half}\n")
+    assert f"nested more than {MAX_YAML_DEPTH} levels deep once YAML aliases are expanded" in _refusal(path)
+
+
+def test_aliases_and_nesting_used_normally_load_as_before(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("defaults: &d {min_words: 50, max_words: 100000}\n"
+                    "score:\n  scorers: &s [gopher_quality, c4]\n"
+                    "  options:\n    gopher_quality: {<<: *d, max_words: 5000}\n    c4: *d\n"
+                    "pools: {names: *s, edges: [0.5]}\n")
+    text = path.read_text()
+    assert load_yaml(path, "job spec", MAX_SPEC_BYTES) == yaml.safe_load(text) == {
+        "defaults": {"min_words": 50, "max_words": 100000},
+        "score": {"scorers": ["gopher_quality", "c4"],
+                  "options": {"gopher_quality": {"min_words": 50, "max_words": 5000},
+                              "c4": {"min_words": 50, "max_words": 100000}}},
+        "pools": {"names": ["gopher_quality", "c4"], "edges": [0.5]}}
+    for example in sorted(EXAMPLES.glob("*.yaml")):
+        docs = [d for d in yaml.safe_load_all(example.read_text()) if d is not None]
+        if len(docs) == 1:  # rayjob.yaml is a Kubernetes manifest of several documents, not a spec
+            assert load_yaml(example, "job spec", MAX_SPEC_BYTES) == docs[0]
+    assert MAX_YAML_DEPTH >= 16 and MAX_YAML_VALUES >= 1_000_000  # far beyond any real spec
+
+
+def _run_spec(tmp_path, options: str) -> str:
+    """A job spec that would run (one fit stage), with `options` as its fit options."""
+    (tmp_path / "runs.csv").write_text("run,seen,value\nr1,100,2.5\n")
+    return f"out: out\nreport: false\nfit:\n  observations: runs.csv\n  options: {options}\n"
+
+
+@pytest.mark.parametrize("options, message", ids=["deep", "recursive", "laughs"], argvalues=[
+    ("[" * 100_000, f"nested more than {MAX_YAML_DEPTH} levels deep"),
+    ("&o {again: *o}", "a YAML alias refers back to the value that holds it"),
+    ("\n" + "".join("    " + line + "\n" for line in _laughs().splitlines()),
+     f"expands to more than {MAX_YAML_VALUES:,} values"),
+])
+def test_thresher_run_refuses_a_yaml_bomb_in_one_line(tmp_path, capsys, options, message):
+    spec = tmp_path / "job.yaml"
+    spec.write_text(_run_spec(tmp_path, options))
+    assert main(["run", str(spec)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert captured.err.startswith(f"thresher run: error: {spec}: ") and message in captured.err
+    assert not (tmp_path / "out").exists()  # refused before anything is written
