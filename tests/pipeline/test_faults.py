@@ -100,9 +100,10 @@ def test_a_killed_worker_is_retried_and_the_output_is_identical(tmp_path, ray_se
 # ---------------------------------------------------------------- a killed driver
 
 
-def _kill_driver_after_parts(argv: list[str], out: Path, parts: int, total: int) -> int:
+def _kill_driver_after_parts(argv: list[str], out: Path, parts: int, total: int, watch: Path | None = None) -> int:
     """Run `thresher ARGV` in its own session and SIGKILL it, with the Ray it started, once `parts` parts are
-    marked complete; returns how many were."""
+    marked complete (in `watch`, a map job's output folder; default `out`); returns how many were."""
+    watch = out if watch is None else watch
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_DEDUP_LOGS": "1"}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen([sys.executable, "-m", "thresher.jobs.cli", *argv, "--out", str(out), "--workers", "1",
@@ -119,7 +120,7 @@ def _kill_driver_after_parts(argv: list[str], out: Path, parts: int, total: int)
                 family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
             except psutil.NoSuchProcess:
                 pass
-            if len(list((out / MARKERS).glob("*.json"))) >= parts if (out / MARKERS).is_dir() else False:
+            if len(list((watch / MARKERS).rglob("*.json"))) >= parts if (watch / MARKERS).is_dir() else False:
                 break
             if proc.poll() is not None:
                 pytest.fail(f"the driver ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
@@ -134,9 +135,9 @@ def _kill_driver_after_parts(argv: list[str], out: Path, parts: int, total: int)
             except psutil.NoSuchProcess:
                 pass
         proc.wait()
-    finished = len(list((out / MARKERS).glob("*.json")))
+    finished = len(list((watch / MARKERS).rglob("*.json")))
     assert parts <= finished < total, f"{finished} parts finished; the kill came too late to test resuming"
-    assert assert_markers_match_files(out) == finished
+    assert assert_markers_match_files(watch) == finished
     return finished
 
 
@@ -198,6 +199,60 @@ def test_a_killed_job_whose_input_then_grew_is_refused_never_skipped(tmp_path, r
         fh.write(json.dumps({"text": "and one more"}) + "\n")
     assert main(["score", str(inp), "--out", str(tmp_path / "whole"), "--quiet"]) == 2
     assert "changed size" in capsys.readouterr().err
+
+
+def test_a_killed_dedupe_driver_resumes_and_ends_identical(tmp_path, ray_session):
+    from thresher.pipeline.dedupe.job import DedupeJob, run_dedupe
+
+    inp = tmp_path / "in"
+    make_corpus(inp, n_files=16, rows=120)
+    out = tmp_path / "out"
+    finished = _kill_driver_after_parts(["dedupe", str(inp)], out, parts=3, total=16, watch=out / "signatures")
+    resumed = run_dedupe(DedupeJob(input=str(inp), out_dir=out))
+    assert resumed["stats"]["signature"]["parts_skipped_as_complete"] == finished
+    fresh = run_dedupe(DedupeJob(input=str(inp), out_dir=tmp_path / "fresh"))
+    assert tree_bytes(out) == tree_bytes(tmp_path / "fresh") != {}
+    assert resumed["ledger"] == fresh["ledger"] and resumed["ledger"]["duplicate"] > 0
+
+
+def test_a_worker_killed_during_dedupe_is_retried_and_the_output_is_identical(tmp_path, ray_session):
+    """A thread SIGKILLs one Ray worker as soon as the signature phase has marked a part complete."""
+    import threading
+
+    import psutil
+
+    from thresher.pipeline.dedupe.job import DedupeJob, run_dedupe
+
+    inp = tmp_path / "in"
+    make_corpus(inp, n_files=16, rows=120)
+    out = tmp_path / "out"
+    killed: list[int] = []
+
+    def kill_one_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if (out / "signatures" / MARKERS).is_dir() and any((out / "signatures" / MARKERS).rglob("*.json")):
+                for proc in psutil.process_iter(["pid", "cmdline"]):
+                    cmd = " ".join(proc.info["cmdline"] or [])
+                    # a task worker's title is "ray::<function>" or "ray::IDLE"; Ray's agents carry the prefix too
+                    if (cmd.startswith("ray::") and not any(w in cmd for w in ("Agent", "Dashboard", "Monitor"))
+                            and proc.pid != os.getpid()):
+                        try:
+                            proc.kill()
+                            killed.append(proc.pid)
+                        except psutil.NoSuchProcess:
+                            continue
+                        break
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=kill_one_worker, daemon=True)
+    thread.start()
+    done = run_dedupe(DedupeJob(input=str(inp), out_dir=out, workers=2))
+    thread.join(timeout=130)
+    assert killed, "no Ray worker was found to kill"
+    fresh = run_dedupe(DedupeJob(input=str(inp), out_dir=tmp_path / "fresh", workers=1))
+    assert tree_bytes(out) == tree_bytes(tmp_path / "fresh") != {}
+    assert done["ledger"] == fresh["ledger"]
 
 
 # ---------------------------------------------------------------- a full disk
