@@ -36,6 +36,15 @@ class StageFailed(JobFailed):
         self.stage = stage
 
 
+
+def _json_keys(value: Any) -> Any:
+    """The spec with every mapping key as text: YAML allows numbers, dates and mixes of them as keys, JSON does not."""
+    if isinstance(value, dict):
+        return {str(k): _json_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_keys(v) for v in value]
+    return value
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a YAML job spec: score, dedupe, pools, fit, plan, materialize, report",
                        description="Run the stages of a YAML job spec in order and write summary.json and report.html.",
@@ -98,8 +107,8 @@ def run_job(spec, log: Callable[[str], None], quiet: bool = False, address: str 
     from thresher.pipeline.outputs import write_json_atomic
 
     spec.out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic({"source": spec.source, "stages": spec.stages, "sections": spec.sections, "input": spec.input,
-                       "read": spec.read, "ray": spec.ray}, spec.out / "job-spec.json")
+    write_json_atomic(_json_keys({"source": spec.source, "stages": spec.stages, "sections": spec.sections,
+                                  "input": spec.input, "read": spec.read, "ray": spec.ray}), spec.out / "job-spec.json")
     address = address or spec.ray["address"]
     summary: dict[str, Any] = {"name": spec.name, "spec": spec.source, "stages": {}, **(extra or {})}
     t0 = time.perf_counter()

@@ -123,3 +123,16 @@ def test_a_failing_stage_exits_1_and_names_the_stage(tmp_path, capsys):
     assert main(["run", str(spec), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "stage fit failed" in err and "runs.csv" in err and "unique" in err
+
+
+def test_spec_keys_that_json_cannot_sort_are_written_as_text():
+    import datetime
+    import json
+
+    from thresher.jobs.cmd_run import _json_keys
+
+    mixed = {"fit": {"fix": {1: "a", "b": "c"}}, "when": {datetime.date(2026, 1, 2): [{2.5: True}]}}
+    text = json.dumps(_json_keys(mixed), sort_keys=True)  # what job-spec.json's writer does; raw, it raises TypeError
+    assert json.loads(text) == {"fit": {"fix": {"1": "a", "b": "c"}}, "when": {"2026-01-02": [{"2.5": True}]}}
+    with pytest.raises(TypeError):
+        json.dumps(mixed, sort_keys=True)
