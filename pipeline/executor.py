@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thresher.pipeline.discovery import discover
 from thresher.pipeline.engines import RUNNERS, choose_engine
 from thresher.pipeline.engines.steps import PART_FILES, MapWork
 from thresher.pipeline.manifest import (  # noqa: F401  (JobConflict: callers catch it from here)
@@ -34,7 +35,7 @@ from thresher.pipeline.manifest import (  # noqa: F401  (JobConflict: callers ca
 from thresher.pipeline.outputs import TMP, part_file, read_marker, remove_stale_tmp, safe_join, write_json_atomic
 from thresher.pipeline.parts import Part
 from thresher.pipeline.reader import ReadOptions
-from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS, discover, plan_parts
+from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS, plan_parts
 from thresher.pipeline.stage import Stage
 from thresher.pipeline.tasks import summarize_markers, thresher_errors
 from thresher.pipeline.unique_ids import mark_ids_seen_in_earlier_parts

@@ -81,11 +81,6 @@ def _write_jsonl(path, texts):
 
 
 def test_cli_trains_classifier_and_fluency(tmp_path, capsys):
-    pytest.importorskip("thresher.pipeline.shards")
-    from thresher.pipeline import shards
-
-    if not hasattr(shards, "iter_documents"):
-        pytest.skip("thresher.pipeline.shards.iter_documents is not available yet")
     pos = _write_jsonl(tmp_path / "pos.jsonl", GOOD * 3)
     neg = _write_jsonl(tmp_path / "neg.jsonl", BAD * 3)
     p = _cli()
@@ -118,7 +113,6 @@ def test_cli_reports_missing_input(tmp_path):
 def test_reservoir_sample_is_uniform_and_seeded(tmp_path):
     from thresher.jobs.cmd_classifier import sample_texts
 
-    pytest.importorskip("thresher.pipeline.shards")
     path = _write_jsonl(tmp_path / "d.jsonl", [f"doc {i}" for i in range(200)])
     a, n = sample_texts(str(path), "text", 20, seed=1)
     b, _ = sample_texts(str(path), "text", 20, seed=1)

@@ -6,7 +6,7 @@ import json
 
 import pyarrow as pa
 
-from thresher.pipeline import reader
+from thresher.pipeline import line_streams
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.shards import plan_parts, shard_format
 
@@ -18,13 +18,13 @@ def _rows(table: pa.Table) -> list[tuple[int, str]]:
 
 def _count_line_reads(monkeypatch) -> list[int]:
     calls = [0]
-    original = reader._Lines._read
+    original = line_streams.Lines._read
 
     def counting(self, size):
         calls[0] += 1
         return original(self, size)
 
-    monkeypatch.setattr(reader._Lines, "_read", counting)
+    monkeypatch.setattr(line_streams.Lines, "_read", counting)
     return calls
 
 
