@@ -8,9 +8,9 @@ from thresher.jobs.cli import UsageError
 from thresher.jobs.common import print_outputs, say
 
 EXAMPLES = """examples:
-  thresher demo                          # writes ./thresher-demo/, about 2-4 minutes on 2 cores
+  thresher demo                          # writes ./thresher-demo/, about a minute on 2 cores
   thresher demo --out /tmp/demo --quiet  # only the output paths
-  thresher demo --max-docs 600           # a reduced corpus: under a minute
+  thresher demo --max-docs 600           # a reduced corpus: faster still
 
 Corpus (standard-library docstrings, plus Python docs, fortunes, Perl manuals and
 the Anarchist FAQ when their Debian packages are installed) -> score -> dedupe ->

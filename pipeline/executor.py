@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thresher.metrics.errors import InputError
 from thresher.pipeline.discovery import discover
 from thresher.pipeline.engines import RUNNERS, choose_engine
 from thresher.pipeline.engines.steps import PART_FILES, MapWork
@@ -104,7 +105,48 @@ def run_map_job(job: MapJob) -> dict:
             RUNNERS[engine](work, pending)
     if job.read.id_field and not any(read_marker(out, p.key) is None for p in parts):
         mark_ids_seen_in_earlier_parts(out, parts, job.read)
-    return summarize(out, parts, job.stages, time.perf_counter() - t0, skipped=len(parts) - len(pending))
+    summary = summarize(out, parts, job.stages, time.perf_counter() - t0, skipped=len(parts) - len(pending))
+    _check_text_field_found(summary, out, parts, job)
+    return summary
+
+
+class TextFieldNotFound(InputError):
+    """No row of the whole input has the text field: a wrong --text-field, not a corpus of bad rows."""
+
+
+def _check_text_field_found(summary: dict, out: Path, parts: list[Part], job: MapJob) -> None:
+    """Stop with one line when every row of the job lacks the text field, naming the fields the input has."""
+    ledger = summary["ledger"]
+    if not ledger["rows"] or ledger["malformed"] != ledger["rows"]:
+        return
+    reasons = ledger["malformed_by_reason"]
+    missing = sum(n for r, n in reasons.items() if r.startswith(("missing text field", "missing text column")))
+    if missing != ledger["rows"]:
+        return
+    field = job.read.text_field
+    raise TextFieldNotFound(f"{job.input}: no row has the text field {field!r} (fields seen: {_fields_seen(out, parts)}); "
+                            f"rerun with --text-field NAME and a new --out (or --overwrite)")
+
+
+def _fields_seen(out: Path, parts: list[Part]) -> str:
+    """The field names of the first quarantined row that has any: its raw JSON object, or a columnar reason's list."""
+    import pyarrow.parquet as pq
+
+    for p in parts:
+        path = part_file(out, "malformed", p.key)
+        if not path.exists():
+            continue
+        table = pq.read_table(path, columns=["reason", "raw"])
+        for reason, raw in zip(table["reason"].to_pylist(), table["raw"].to_pylist()):
+            if "(columns: " in (reason or ""):
+                return reason.split("(columns: ", 1)[1].rstrip(")")
+            try:
+                record = json.loads(raw or "")
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record:
+                return ", ".join(sorted(map(str, record)))
+    return "none"
 
 
 def _clear_leftovers(out: Path, pending: list[Part]) -> None:
