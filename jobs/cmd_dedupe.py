@@ -7,6 +7,7 @@ from thresher.jobs.cli import UsageError
 from thresher.jobs.common import (
     add_ray_options,
     add_read_options,
+    positive_int,
     prepare_out,
     print_outputs,
     recorded_inputs,
@@ -39,17 +40,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="minhash: Jaccard similarity (default 0.8); semantic: cosine similarity, 1 - eps (default 0.95)")
     p.add_argument("--eps", type=float, default=None, help="semantic: SemDeDup's eps (same as --threshold 1-eps)")
-    p.add_argument("--num-perm", type=int, default=128, help="minhash: permutations per signature (default 128)")
-    p.add_argument("--ngram", type=int, default=5, help="minhash: words per shingle (default 5)")
-    p.add_argument("--bands", type=int, default=None, help="minhash: LSH bands (default: chosen from the threshold)")
-    p.add_argument("--rows", type=int, default=None, help="minhash: rows per band (with --bands)")
+    p.add_argument("--num-perm", type=positive_int, default=128, help="minhash: permutations per signature (default 128)")
+    p.add_argument("--ngram", type=positive_int, default=5, help="minhash: words per shingle (default 5)")
+    p.add_argument("--bands", type=positive_int, default=None, help="minhash: LSH bands (default: chosen from the threshold)")
+    p.add_argument("--rows", type=positive_int, default=None, help="minhash: rows per band (with --bands)")
     p.add_argument("--no-verify", action="store_true",
                    help="minhash: accept LSH candidate pairs without checking their exact Jaccard")
     p.add_argument("--keep-by", metavar="COLUMN", help="keep the member with the highest value of this column")
     p.add_argument("--seed", type=int, default=1, help="seed of the permutations and of k-means (default 1)")
-    p.add_argument("--clusters", type=int, default=None, help="semantic: k-means clusters (default: documents/1000)")
+    p.add_argument("--clusters", type=positive_int, default=None, help="semantic: k-means clusters (default: documents/1000)")
     p.add_argument("--embedder", default="hashing", help="semantic: hashing (default, no weights), wordllama, minilm")
-    p.add_argument("--bins", type=int, default=None, help="shuffle partitions of the global phases (default: docs/50k, >= 4)")
+    p.add_argument("--bins", type=positive_int, default=None, help="shuffle partitions of the global phases (default: docs/50k, >= 4)")
     p.add_argument("--overwrite", action="store_true", help="delete a previous job in --out instead of resuming it")
     add_read_options(p)
     add_ray_options(p)

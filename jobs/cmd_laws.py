@@ -141,7 +141,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _add_plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fit", required=True, help="fit JSON written by `thresher fit`")
-    p.add_argument("--pools", required=True, help="pools.json: {\"unit\": ..., \"pools\": [{\"name\", \"unique\"}, ...]}")
+    p.add_argument("--pools", required=True,
+                   help="output directory of `thresher pools`, or a pools.json: {\"unit\": ..., \"pools\": "
+                        "[{\"name\", \"unique\"}, ...]}")
     p.add_argument("--out", required=True, help="output JSON")
     p.add_argument("--params", help="model parameters (needed by laws with a model-size term)")
     p.add_argument("--max-epochs", type=float, help="cap on any pool's epochs")

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "(doc id x repeat count) and Parquet shards of the chosen mixture.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("plan", help="plan.json")
-    p.add_argument("--pools", required=True, help="output directory of `thresher pools` the plan was made over")
+    p.add_argument("--pools", required=True,
+                   help="output directory of `thresher pools` the plan was made over, or the pools.json in it")
     p.add_argument("--out", required=True, help="output directory (manifest.parquet, data/, README.md, summary.json)")
     p.add_argument("--expand", action="store_true", help="one row per repetition, shuffled within each shard")
     p.add_argument("--seed", type=int, default=0, help="picks the documents of a partial pass (default 0)")
@@ -32,11 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from thresher.jobs.planning_files import pools_folder
     from thresher.pipeline.materialize import materialize
 
+    pools = pools_folder(args.pools)  # checked before --out is made
     # the shards are read from the score job's input behind the pools: --out must stay out of it too
-    out = prepare_out(args.out, args.overwrite, inputs=[args.plan, args.pools, *recorded_inputs(args.pools)])
-    res = materialize(args.plan, args.pools, out, seed=args.seed, expand=args.expand, workers=args.workers,
+    out = prepare_out(args.out, args.overwrite, inputs=[args.plan, pools, *recorded_inputs(pools)])
+    res = materialize(args.plan, pools, out, seed=args.seed, expand=args.expand, workers=args.workers,
                       address=args.address, quiet=getattr(args, "quiet", False))
     for name, f in res["pools"].items():
         say(args, f"  {name:<14} {f['documents']:>9} documents  {f['seen']:>14.0f} {res['unit']} seen "

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
+import re
+from collections.abc import Sequence
+from typing import Any
 
 from thresher.jobs.cli import UsageError
 from thresher.jobs.common import add_ray_options, add_read_options, parse_kv, prepare_out, print_outputs, say, split_list
@@ -25,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory (sidecars/, ledger/, summary.json)")
     p.add_argument("--scorers", default=None, help="comma-separated scorer names (default: gopher_quality,gopher_repetition,c4)")
     p.add_argument("--scorer-option", action="append", metavar="NAME.KEY=VALUE", help="option for one scorer (repeatable)")
-    p.add_argument("--list-scorers", action="store_true", help="list available scorers and exit")
+    p.add_argument("--list-scorers", action=_ListScorers, help="list available scorers and exit")
     p.add_argument("--overwrite", action="store_true", help="delete a previous job in --out instead of resuming it")
     add_read_options(p)
     add_ray_options(p)
@@ -35,8 +40,114 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+class _ListScorers(argparse.Action):
+    """Print the scorer names and exit 0 while parsing, as --help does: INPUT and --out are not needed for it."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.pop("nargs", None)
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        from thresher.pipeline.registry import scorer_names
+
+        print("\n".join(scorer_names()))
+        parser.exit(0)
+
+
+def _shown(value: Any) -> str:
+    """An option value as the user typed it (parse_kv turned it into a number, boolean or list)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(_shown(v) for v in value)
+    return str(value)
+
+
+def _option_names(cls: type) -> list[str] | None:
+    """The options a scorer class takes, or None when it takes any keyword."""
+    rules = getattr(cls, "rules_type", None)
+    if rules is not None and dataclasses.is_dataclass(rules):
+        return sorted(f.name for f in dataclasses.fields(rules))
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return sorted(p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL)
+
+
+def _check_options(name: str, cls: type, options: dict[str, Any]) -> dict[str, Any]:
+    """The options converted to their defaults' kinds; unknown ones or values of the wrong kind refused.
+
+    The heuristic scorers convert each value with the type of its default, so 'abc' for an
+    integer surfaced as `invalid literal for int()` without naming the option, 2.5 was cut
+    to 2 and any text (even 'false') was True. Errors name the scorer and the key.
+    """
+    known = _option_names(cls)
+    unknown = sorted(set(options) - set(known)) if known is not None else []
+    if unknown:
+        raise UsageError(f"scorer {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(known or [])}")
+    rules = getattr(cls, "rules_type", None)
+    if rules is None or not dataclasses.is_dataclass(rules):
+        return dict(options)
+    defaults = rules()
+    typed = {}
+    for key, value in options.items():
+        try:
+            typed[key] = _as_kind_of(getattr(defaults, key), value)
+        except ValueError as exc:
+            raise UsageError(f"--scorer-option {name}.{key}: expected {exc}, got {_shown(value)!r}") from None
+    return typed
+
+
+def _as_kind_of(default: Any, value: Any) -> Any:
+    """`value` as the kind of `default` (bool, whole number, number; others as given); ValueError says what was expected.
+
+    Text that reads as the right kind passes (a job spec's YAML may quote values).
+    """
+    if isinstance(default, bool):
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ValueError("true or false")
+        return value
+    if not isinstance(default, (int, float)):
+        return value
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise ValueError("a number")
+    if isinstance(default, int):
+        if not float(number).is_integer():
+            raise ValueError("a whole number")
+        return int(number)
+    return float(number)
+
+
+_NOT_AN_INTEGER = re.compile(r"option (?P<key>\w+)=(?P<value>.*) is not an integer")
+
+
+def _scorer_message(name: str, exc: Exception) -> str:
+    """A scorer's own error with the scorer named once (most messages already start with it)."""
+    text = str(exc)
+    bad = _NOT_AN_INTEGER.search(text)
+    if bad:
+        return f"--scorer-option {name}.{bad['key']}: expected a whole number, got {bad['value']}"
+    for prefix in (f"scorer {name!r}: ", f"{name}: "):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    else:
+        if text.startswith(f"scorer {name!r}"):
+            return text
+    return f"scorer {name!r}: {text}"
+
+
 def build_stages(names: list[str], options: dict[str, dict]):
-    from thresher.pipeline.registry import make_scorer, scorer_names
+    from thresher.pipeline.registry import make_scorer, scorer_class, scorer_names
 
     unknown = sorted(set(options) - set(names))
     if unknown:
@@ -44,11 +155,14 @@ def build_stages(names: list[str], options: dict[str, dict]):
     stages = []
     for name in names:
         try:
-            stages.append(make_scorer(name, **options.get(name, {})))
+            cls = scorer_class(name)
         except KeyError:
             raise UsageError(f"unknown scorer {name!r}; available: {', '.join(scorer_names())}") from None
+        typed = _check_options(name, cls, options.get(name, {}))
+        try:
+            stages.append(make_scorer(name, **typed))
         except (TypeError, ValueError) as exc:
-            raise UsageError(f"scorer {name!r}: {exc}") from None
+            raise UsageError(_scorer_message(name, exc)) from None
     return stages
 
 
@@ -56,12 +170,8 @@ def run(args: argparse.Namespace) -> int:
     from thresher.pipeline.executor import MapJob, run_map_job
     from thresher.pipeline.ledger import format_counts
     from thresher.pipeline.reader import ReadOptions
-    from thresher.pipeline.registry import scorer_names
     from thresher.pipeline.scorers import DEFAULT_SCORERS
 
-    if args.list_scorers:
-        print("\n".join(scorer_names()))
-        return 0
     names = split_list(args.scorers) or list(DEFAULT_SCORERS)
     stages = build_stages(names, parse_kv(args.scorer_option, "--scorer-option"))
     out = prepare_out(args.out, args.overwrite, inputs=[args.input])

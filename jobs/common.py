@@ -17,10 +17,25 @@ from typing import Any
 from thresher.jobs.cli import UsageError
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts that must be at least 1 (--workers, --part-mb, ...).
+
+    0 or a negative count would otherwise reach Ray or the part planner and fail deep in
+    a job; refused here, argparse names the option in its one-line error (exit code 2).
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
 def add_ray_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("cluster")
     g.add_argument("--address", help="Ray cluster address to attach to (default: start a local Ray)")
-    g.add_argument("--workers", type=int, help="max parallel workers per stage (default: all CPUs)")
+    g.add_argument("--workers", type=positive_int, help="max parallel workers per stage (default: all CPUs)")
 
 
 def add_read_options(p: argparse.ArgumentParser) -> None:
@@ -29,7 +44,7 @@ def add_read_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--id-field", help="field holding a unique doc id (default: '<shard id>#<row>')")
     g.add_argument("--carry", default="", help="comma-separated input fields copied into sidecars, e.g. source")
     g.add_argument("--strict", action="store_true", help="stop at the first malformed row instead of quarantining it")
-    g.add_argument("--part-mb", type=int, default=64, help="cut files larger than this many MB into parts (default 64)")
+    g.add_argument("--part-mb", type=positive_int, default=64, help="cut files larger than this many MB into parts (default 64)")
 
 
 def parse_kv(items: list[str] | None, what: str) -> dict[str, dict[str, Any]]:

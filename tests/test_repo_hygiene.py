@@ -3,8 +3,9 @@ and the bench extra installs everything the benchmarks' peers import."""
 from __future__ import annotations
 
 import argparse
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from thresher.jobs import cmd_demo
 
