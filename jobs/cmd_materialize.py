@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from thresher.jobs.common import add_ray_options, prepare_out, print_outputs, recorded_inputs, say
+from thresher.jobs.common import add_ray_options, check_clearable, prepare_out, print_outputs, recorded_inputs, say
 
 EXAMPLES = """examples:
   thresher materialize plan.json --pools pools/ --out train/
@@ -35,7 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from thresher.jobs.planning_files import pools_folder
     from thresher.pipeline.materialize import materialize
+    from thresher.pipeline.safety import check_out_writable
 
+    check_out_writable(args.out)  # an --out that can never be one is the first thing to say; it creates nothing
+    if args.overwrite:
+        check_clearable(Path(args.out))  # likewise an --overwrite that would be refused
     pools = pools_folder(args.pools)  # checked before --out is made
     # the shards are read from the score job's input behind the pools: --out must stay out of it too
     out = prepare_out(args.out, args.overwrite, inputs=[args.plan, pools, *recorded_inputs(pools)])

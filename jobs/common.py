@@ -280,16 +280,7 @@ def clear_output(folder: Path, shown: int = 3) -> None:
     names = sorted(os.listdir(folder))
     if not names:
         return
-    layout = recognise_output(folder)
-    if layout is None:
-        raise UsageError(f"{folder} is not a Thresher output (it holds no job.json, pools.json or job-spec.json that "
-                         "Thresher wrote) and is not empty; refusing to delete it for --overwrite; use a new --out "
-                         "or empty it yourself")
-    strays = _strays(folder, layout)
-    if strays:
-        more = f" and {len(strays) - shown} more" if len(strays) > shown else ""
-        raise UsageError(f"{folder} holds {', '.join(strays[:shown])}{more}, which Thresher did not write; refusing "
-                         "to delete anything for --overwrite; move them out or use a new --out")
+    layout = check_clearable(folder, shown)
     for name in sorted(names, key=lambda n: n == layout.marker):
         target = folder / name
         try:
@@ -300,6 +291,27 @@ def clear_output(folder: Path, shown: int = 3) -> None:
         except OSError as exc:
             raise UsageError(f"--overwrite could not delete {target} ({exc.strerror or exc}); fix that and rerun "
                              "with --overwrite") from None
+
+
+def check_clearable(folder: Path, shown: int = 3) -> Layout | None:
+    """Refuse (UsageError) an --overwrite of a non-empty `folder` that is not wholly a Thresher output; deletes nothing.
+
+    Commands that check their inputs before making --out call this first, so the refusal
+    comes before any other error, as in every command; returns the output's layout.
+    """
+    if not folder.is_dir() or not os.listdir(folder):
+        return None
+    layout = recognise_output(folder)
+    if layout is None:
+        raise UsageError(f"{folder} is not a Thresher output (it holds no job.json, pools.json or job-spec.json that "
+                         "Thresher wrote) and is not empty; refusing to delete it for --overwrite; use a new --out "
+                         "or empty it yourself")
+    strays = _strays(folder, layout)
+    if strays:
+        more = f" and {len(strays) - shown} more" if len(strays) > shown else ""
+        raise UsageError(f"{folder} holds {', '.join(strays[:shown])}{more}, which Thresher did not write; refusing "
+                         "to delete anything for --overwrite; move them out or use a new --out")
+    return layout
 
 
 def recorded_inputs(output: str | os.PathLike | None, depth: int = 3) -> list[str]:
