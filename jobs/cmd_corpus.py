@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from thresher.jobs.cli import UsageError
-from thresher.jobs.common import print_outputs, say
+from thresher.jobs.common import positive_int, print_outputs, say
 
 EXAMPLES = """examples:
   thresher corpus build --from texts/ --out shards/                    # one document per file
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="output folder for <source>/<source>-NNNNN.jsonl.gz")
     b.add_argument("--split", default="file", help="file (default), blank, or sep:REGEX")
     b.add_argument("--min-chars", type=int, default=1, help="drop documents shorter than this (default 1)")
-    b.add_argument("--docs-per-shard", type=int, default=20_000)
+    b.add_argument("--docs-per-shard", type=positive_int, default=20_000)
     b.add_argument("--include-suffix", action="append", default=[], metavar="SUFFIX",
                    help="also read files with this suffix as text (repeatable; \"\" for files without one)")
     b.add_argument("--include-all", action="store_true",

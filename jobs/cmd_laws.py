@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.jobs.cli import UsageError
-from thresher.jobs.common import print_outputs, say
+from thresher.jobs.common import positive_int, print_outputs, say
 from thresher.jobs.job_spec import suffixed_number
 
 FIT_EXAMPLES = """examples:
@@ -103,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--fix", action="append", metavar="NAME=VALUE", help="hold a parameter at a value (repeatable)")
     g.add_argument("--init", action="append", metavar="NAME=VALUE", help="an extra start value (repeatable)")
     g.add_argument("--grid", choices=("full", "small", "none"), default="full", help="start grid (default full)")
-    g.add_argument("--max-starts", type=int, default=64, help="L-BFGS-B starts after screening the grid (default 64)")
+    g.add_argument("--max-starts", type=positive_int, default=64, help="L-BFGS-B starts after screening the grid (default 64)")
     g.add_argument("--two-stage", action="store_true", help="fit base parameters on rows without repetition first")
     g.add_argument("--drop-early", type=float, default=0.0, metavar="FRAC",
                    help="drop checkpoints before FRAC of their run's final seen (default 0)")

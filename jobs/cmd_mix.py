@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.jobs.cli import UsageError
-from thresher.jobs.common import print_outputs, say
+from thresher.jobs.common import positive_int, print_outputs, say
 
 MIX_EXAMPLES = """examples:
   thresher mix ot --pools web=web.npz code=code.npz books=books.npz --target val.npz --out ot.json
@@ -260,8 +260,8 @@ def _ot_options(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help="cost between labels when files carry labels (default gaussian, OTDD-style)")
     g.add_argument("--label-weight", type=_label_weight, default=1.0,
                    help="weight of the label cost (default 1); `auto` (mix fit only) picks it from the pilot runs")
-    g.add_argument("--max-per-pool", type=int, default=1000, help="k-means coreset above this many points per pool (default 1000)")
-    g.add_argument("--projections", type=int, default=200, help="directions for the sliced solver (default 200)")
+    g.add_argument("--max-per-pool", type=positive_int, default=1000, help="k-means coreset above this many points per pool (default 1000)")
+    g.add_argument("--projections", type=positive_int, default=200, help="directions for the sliced solver (default 200)")
     g.add_argument("--embedding-column", default="embedding", help="parquet column holding embeddings (default embedding)")
 
 
@@ -341,7 +341,7 @@ def _register_optimize(msub: argparse._SubParsersAction) -> None:
     p.add_argument("--available", nargs="+", metavar="POOL=COUNT", help="unique samples per pool (cap = count / size)")
     p.add_argument("--prices", nargs="+", metavar="POOL=PRICE", help="price per sample (unlisted pools are free)")
     p.add_argument("--budget", type=float, help="money available for the size samples")
-    p.add_argument("--starts", type=int, default=8, help="optimiser starts (default 8)")
+    p.add_argument("--starts", type=positive_int, default=8, help="optimiser starts (default 8)")
     _interval_options(p)
     p.add_argument("--seed", type=int, default=0)
     _ot_path_options(p)

@@ -213,3 +213,17 @@ def test_materialize_takes_the_pools_folder_or_its_file(tmp_path: Path, capsys: 
                       "--workers", "1"]) == 0, capsys.readouterr().err
         manifests.append((out / "manifest.parquet").read_bytes())
     assert manifests[0] == manifests[1]
+
+
+@pytest.mark.parametrize("argv", [
+    ["corpus", "build", "--from", "texts", "--out", "shards", "--docs-per-shard", "0"],
+    ["fit", "runs.csv", "--out", "fit.json", "--max-starts", "0"],
+    ["mix", "optimize", "--model", "model.json", "--starts", "0"],
+    ["mix", "ot", "--pools", "p.npz", "--target", "t.npz", "--projections", "-1"],
+    ["mix", "ot", "--pools", "p.npz", "--target", "t.npz", "--max-per-pool", "0"],
+])
+def test_counts_of_corpus_fit_and_mix_below_one_are_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    option = argv[-2]
+    assert _code(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: argument {option}: must be at least 1" in err, err
