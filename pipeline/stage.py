@@ -69,6 +69,13 @@ class Stage:
     reason_column: ClassVar[str | None] = None
     """A string column of `adds` naming why a row would fail (null when it passes); `stats()` counts it."""
 
+    @classmethod
+    def option_names(cls) -> list[str] | None:
+        """The keyword options the stage takes (None: any); `make_scorer` refuses others by name."""
+        from thresher.pipeline.stage_options import signature_options
+
+        return signature_options(cls)
+
     def params(self) -> dict[str, Any]:
         """What, besides the code and the columns, decides this stage's output: options, thresholds, and the
         SHA-256 of any model file. JSON-able; recorded in job.json, and a rerun whose params differ is refused."""
