@@ -36,7 +36,6 @@ class StageFailed(JobFailed):
         self.stage = stage
 
 
-
 def _json_keys(value: Any) -> Any:
     """The spec with every mapping key as text: YAML allows numbers, dates and mixes of them as keys, JSON does not."""
     if isinstance(value, dict):
@@ -44,6 +43,7 @@ def _json_keys(value: Any) -> Any:
     if isinstance(value, list):
         return [_json_keys(v) for v in value]
     return value
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a YAML job spec: score, dedupe, pools, fit, plan, materialize, report",

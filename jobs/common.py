@@ -277,11 +277,10 @@ def clear_output(folder: Path, shown: int = 3) -> None:
     folder) refuses the whole deletion, naming the first `shown` of them, before anything
     is deleted. The marker goes last, so an interrupted deletion can be finished by a rerun.
     """
-    names = sorted(os.listdir(folder))
-    if not names:
-        return
     layout = check_clearable(folder, shown)
-    for name in sorted(names, key=lambda n: n == layout.marker):
+    if layout is None:  # nothing there
+        return
+    for name in sorted(os.listdir(folder), key=lambda n: (n == layout.marker, n)):  # the marker last
         target = folder / name
         try:
             if target.is_dir() and not target.is_symlink():

@@ -30,7 +30,7 @@ from thresher.jobs.spec_kit import (
     section,
     text,
 )
-from thresher.pipeline.safety import MAX_SPEC_BYTES
+from thresher.pipeline.safety import GLOB_CHARS, MAX_SPEC_BYTES
 
 STAGES = ("score", "dedupe", "pools", "fit", "plan", "materialize")
 _SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
@@ -173,7 +173,7 @@ def parse_spec(data: Any, source: str = "job", base: Path | None = None) -> JobS
 
 def _resolve(p: str, base: Path) -> str:
     """A spec path against the spec's folder; globs are kept as patterns."""
-    if any(c in p for c in "*?["):
+    if GLOB_CHARS & set(p):
         return p if Path(p).is_absolute() else str(base / p)
     return str((base / p).resolve()) if not Path(p).is_absolute() else p
 

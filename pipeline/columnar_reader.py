@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thresher.pipeline.parts import Part, ShardError
-from thresher.pipeline.read_rows import ReadOptions, Rows, fail
+from thresher.pipeline.read_rows import MISSING_TEXT, ReadOptions, Rows, fail
 from thresher.pipeline.safety import inflate_limit
 
 
@@ -62,7 +62,7 @@ def records_from_table(table: pa.Table, part: Part, opts: ReadOptions, out: Rows
     names = table.column_names
     if opts.text_field not in names:
         return _all_bad(part, opts, out, first_row, n,
-                        f"missing text column {opts.text_field!r} (columns: {', '.join(names)})")
+                        f"{MISSING_TEXT} column {opts.text_field!r} (columns: {', '.join(names)})")
     needed = names if opts.keep_fields else [opts.text_field, opts.id_field, *opts.carry]
     repeated = sorted({c for c in needed if c is not None and names.count(c) > 1})
     if repeated:

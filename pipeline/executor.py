@@ -21,7 +21,7 @@ from typing import Any
 from thresher.metrics.errors import InputError
 from thresher.pipeline.discovery import discover
 from thresher.pipeline.engines import RUNNERS, choose_engine
-from thresher.pipeline.engines.steps import PART_FILES, MapWork
+from thresher.pipeline.engines.steps import MALFORMED, PART_FILES, MapWork
 from thresher.pipeline.manifest import (  # noqa: F401  (JobConflict: callers catch it from here)
     RUNTIME,
     JobConflict,
@@ -35,6 +35,7 @@ from thresher.pipeline.manifest import (  # noqa: F401  (JobConflict: callers ca
 )
 from thresher.pipeline.outputs import TMP, part_file, read_marker, remove_stale_tmp, safe_join, write_json_atomic
 from thresher.pipeline.parts import Part
+from thresher.pipeline.read_rows import MISSING_TEXT
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS, plan_parts
 from thresher.pipeline.stage import Stage
@@ -120,7 +121,7 @@ def _check_text_field_found(summary: dict, out: Path, parts: list[Part], job: Ma
     if not ledger["rows"] or ledger["malformed"] != ledger["rows"]:
         return
     reasons = ledger["malformed_by_reason"]
-    missing = sum(n for r, n in reasons.items() if r.startswith(("missing text field", "missing text column")))
+    missing = sum(n for r, n in reasons.items() if r.startswith(MISSING_TEXT))
     if missing != ledger["rows"]:
         return
     field = job.read.text_field
@@ -133,7 +134,7 @@ def _fields_seen(out: Path, parts: list[Part]) -> str:
     import pyarrow.parquet as pq
 
     for p in parts:
-        path = part_file(out, "malformed", p.key)
+        path = part_file(out, MALFORMED, p.key)
         if not path.exists():
             continue
         table = pq.read_table(path, columns=["reason", "raw"])

@@ -65,7 +65,7 @@ class Lines:
     def __iter__(self) -> Iterator[tuple[bytes, int, bool, int]]:
         limit = self.cap + 3  # room for a byte-order mark and the line end
         while True:
-            blanks = self._skip_newlines() if self.seen else 0  # the first line keeps its byte-order-mark check
+            blanks = self._skip_newlines()
             line = self._read(limit)
             if not line:
                 return

@@ -20,6 +20,7 @@ from typing import Any
 from thresher.metrics.errors import InputError
 from thresher.pipeline.outputs import file_sha256, marker_path, part_file, read_marker, write_json_atomic
 from thresher.pipeline.reader import ReadOptions
+from thresher.pipeline.safety import GLOB_CHARS
 
 MANIFEST = "job.json"
 RUNTIME = {"runtime": True}
@@ -46,7 +47,7 @@ def job_settings(job: Any) -> dict[str, Any]:
 
 def input_setting(path: str) -> str:
     """An input path made absolute (a glob stays as given: it has no single path to resolve)."""
-    return str(Path(path).resolve()) if not any(c in path for c in "*?[") else path
+    return str(Path(path).resolve()) if not GLOB_CHARS & set(path) else path
 
 
 def shard_listing(shards: Iterable[tuple[str, Path, str]]) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from thresher.pipeline.parts import Part, ShardError
 from thresher.pipeline.safety import MAX_COMPRESSION_RATIO, MAX_DECOMPRESSED_BYTES
 
 RAW_KEEP_BYTES = 4096
+MISSING_TEXT = "missing text"
+"""How every reader's reason for a row without the text field begins ("... field 'x'", "... column 'x' (columns: ...)")."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from thresher.pipeline.columnar_reader import read_arrow, read_parquet
 from thresher.pipeline.line_streams import CODECS, Lines, open_compressed
 from thresher.pipeline.parts import Part, ShardError
-from thresher.pipeline.read_rows import RAW_KEEP_BYTES, MalformedInput, ReadOptions, Rows, fail
+from thresher.pipeline.read_rows import MISSING_TEXT, RAW_KEEP_BYTES, MalformedInput, ReadOptions, Rows, fail
 from thresher.pipeline.safety import inflate_limit
 
 __all__ = ["RAW_KEEP_BYTES", "MalformedInput", "ReadOptions", "read_part"]
@@ -43,7 +43,7 @@ def _check_text(record: Any, opts: ReadOptions) -> tuple[str | None, str | None]
     if not isinstance(record, dict):
         return None, f"not a JSON object but {type(record).__name__}"
     if opts.text_field not in record:
-        return None, f"missing text field {opts.text_field!r}"
+        return None, f"{MISSING_TEXT} field {opts.text_field!r}"
     text = record[opts.text_field]
     if not isinstance(text, str):
         return None, f"text field {opts.text_field!r} is {type(text).__name__}, not a string"
