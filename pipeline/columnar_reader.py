@@ -6,14 +6,13 @@ a value that is not valid UTF-8 is one bad row.
 """
 from __future__ import annotations
 
-import os
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thresher.pipeline.parts import Part, ShardError
 from thresher.pipeline.read_rows import MISSING_TEXT, ReadOptions, Rows, fail
 from thresher.pipeline.safety import inflate_limit
+from thresher.pipeline.storage import StorageError, at
 
 
 def _as_string(col: pa.ChunkedArray) -> pa.ChunkedArray | None:
@@ -103,15 +102,18 @@ def records_from_table(table: pa.Table, part: Part, opts: ReadOptions, out: Rows
 
 def read_parquet(part: Part, opts: ReadOptions, out: Rows) -> None:
     try:
-        pf = pq.ParquetFile(part.path)
+        source = at(part.path)
+        pf = pq.ParquetFile(part.path if source.local is not None else source.open_native(), pre_buffer=True)
         groups = list(range(pf.metadata.num_row_groups) if part.batch_start is None
                       else range(part.batch_start, part.batch_stop))
         inflated = sum(pf.metadata.row_group(g).total_byte_size for g in groups)
-        budget = inflate_limit(os.path.getsize(part.path), opts.max_decompressed_bytes, opts.max_compression_ratio)
+        budget = inflate_limit(source.stat().size, opts.max_decompressed_bytes, opts.max_compression_ratio)
         if inflated > budget:
             raise ShardError(f"row groups inflate to {inflated} bytes, over the limit of {budget} (raise "
                              f"max_decompressed_bytes / max_compression_ratio if this is expected)")
         table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
+    except StorageError:
+        raise  # the store failed, not the file: the task fails (and is retried)
     except Exception as exc:  # pyarrow raises several types for broken files
         reason = f"unreadable Parquet file: {exc}"
         fail(opts, part, part.start, reason)
@@ -122,12 +124,14 @@ def read_parquet(part: Part, opts: ReadOptions, out: Rows) -> None:
 
 def read_arrow(part: Part, opts: ReadOptions, out: Rows) -> None:
     try:
-        with pa.memory_map(part.path) as src:
+        with at(part.path).open_native() as src:
             reader = pa.ipc.open_stream(src)
             batches = list(reader)
         if part.batch_start is not None:
             batches = batches[part.batch_start : part.batch_stop]
         table = pa.Table.from_batches(batches, schema=reader.schema)
+    except StorageError:
+        raise
     except Exception as exc:
         reason = f"unreadable Arrow stream: {exc}"
         fail(opts, part, part.start, reason)

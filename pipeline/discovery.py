@@ -1,4 +1,4 @@
-"""Finding shards: the files under a path, a directory or a glob, each with its id and format.
+"""Finding shards: the files under a path, a directory or a glob (local or on an object store), with ids and formats.
 
 A shard's id is its path relative to the input root, so ids (and doc ids built on
 them) are the same wherever the input is mounted. Discovery never walks through a
@@ -10,10 +10,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from thresher.pipeline.parts import ShardError
 from thresher.pipeline.safety import GLOB_CHARS, glob_root
+from thresher.pipeline.storage import Entry, Location, Stat, at, is_remote
 
 FORMATS = ("jsonl", "jsonl.gz", "jsonl.bz2", "jsonl.xz", "jsonl.zst", "parquet", "arrow")
 _JSONL = (".jsonl", ".json", ".ndjson")
@@ -139,7 +142,7 @@ def _check_link_inside(path: Path, real_root: str) -> None:
                          f"inside the root (copy the file in, or name that file itself as the input)")
 
 
-def _hf_arrow_files(root: Path) -> list[Path] | None:
+def _hf_arrow_files(root: Path | Location) -> list | None:
     """Arrow files of a Hugging Face `Dataset`/`DatasetDict` saved with `save_to_disk`, else None."""
     if (root / "dataset_dict.json").is_file():
         splits = json.loads((root / "dataset_dict.json").read_text())["splits"]
@@ -157,8 +160,86 @@ def _hf_arrow_files(root: Path) -> list[Path] | None:
     return None
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What discovery found: the root, the shards, and (for a remote input) each shard's listed size and time."""
+
+    root: Path | Location
+    shards: list[tuple[str, Path | Location, str]]
+    stats: dict[str, Stat] | None = None
+
+
+def _glob_regex(pattern: str) -> re.Pattern:
+    """A glob below its root as a regex over `a/b/c` paths: `**` any depth, `*` and `?` within one name."""
+    out = []
+    parts = pattern.split("/")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            out.append("(?:[^/]+/)*" if not last else "(?:[^/]+/)*[^/]+")
+            continue
+        piece = fnmatch.translate(part)[4:-3]  # strip fnmatch's `(?s:` ... `)\Z`
+        piece = piece.replace(".*", "[^/]*").replace("(?!/)", "")
+        if not part.startswith("."):
+            piece = "(?!\\.)" + piece  # like glob: wildcards skip hidden names
+        out.append(piece + ("" if last else "/"))
+    return re.compile("".join(out) + "\\Z", re.S)
+
+
+def _discover_remote(text: str) -> Listing:
+    """Shards under an object-store prefix, object or glob, from one recursive listing (no per-object requests)."""
+    loc = at(text)
+    if GLOB_CHARS & set(loc.path):
+        fixed, _, _ = loc.path.partition("*")
+        fixed = fixed.split("?")[0].split("[")[0]
+        root_path = fixed.rsplit("/", 1)[0] if "/" in fixed else fixed
+        root = Location(loc.protocol, root_path, loc.options)
+        pattern = _glob_regex(loc.path[len(root_path):].lstrip("/"))
+        entries = [e for e in root.files() if pattern.match(e.relative)]
+        if not entries:
+            raise ShardError(f"{text}: the pattern matches no files")
+    else:
+        entries = []
+        if loc.is_file():
+            st = loc.stat()
+            root = loc.parent
+            entries = [Entry(loc, loc.name, st.size, st.mtime_ns)]
+        else:
+            root = loc
+            hf = _hf_arrow_files(loc) if (loc / "dataset_dict.json").is_file() or (loc / "state.json").is_file() else None
+            if hf is not None:
+                listed = {e.relative: e for e in loc.files()}
+                entries = [listed.get(f.relative_to(loc)) or Entry(f, f.relative_to(loc), 0, None) for f in hf]
+            else:
+                entries = [e for e in loc.files() if not any(c.startswith((".", "_")) for c in e.relative.split("/"))]
+            if not entries and not loc.is_dir():
+                raise ShardError(f"{text}: no such object or prefix")
+    shards, stats = [], {}
+    for e in entries:
+        fmt = shard_format(e.relative)
+        if fmt is None:
+            continue
+        shards.append((e.relative, e.location, fmt))
+        stats[e.relative] = Stat(e.size, e.mtime_ns)
+    if not shards:
+        raise ShardError(f"{text}: no shards found (looked for {', '.join('*.' + x for x in FORMATS)})")
+    shards.sort(key=lambda s: s[0])
+    return Listing(root, shards, stats)
+
+
+def discover_listing(input_path: str | os.PathLike) -> Listing:
+    """`discover`, keeping what a remote listing says about each shard (size, time) for the job manifest."""
+    if is_remote(input_path):
+        return _discover_remote(os.fspath(input_path))
+    root, shards = discover(input_path)
+    return Listing(root, shards)
+
+
 def discover(input_path: str | os.PathLike) -> tuple[Path, list[tuple[str, Path, str]]]:
     """Find shards under a file, directory or glob: returns (root, [(shard id, path, format)]).
+
+    A URI (`s3://bucket/prefix/`, `s3://bucket/**/*.jsonl.gz`) is listed once, recursively;
+    its shards are `Location`s, their ids the keys below the prefix.
 
     Shards are sorted by id so every run sees the same order, and each path is listed
     once. Links to directories are never walked through, by a glob or a directory walk
@@ -169,6 +250,9 @@ def discover(input_path: str | os.PathLike) -> tuple[Path, list[tuple[str, Path,
     reach an output. An input that is itself one file is read wherever it leads: the user
     named it. Broken links (dangling, loops) stay shards the reader reports as unreadable.
     """
+    if is_remote(input_path):
+        found = _discover_remote(os.fspath(input_path))
+        return found.root, found.shards
     text = str(input_path)
     named = False  # the input is one file, named by the user: followed wherever it leads
     if GLOB_CHARS & set(text):

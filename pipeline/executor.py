@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from thresher.metrics.errors import InputError
-from thresher.pipeline.discovery import discover
+from thresher.pipeline.discovery import discover_listing
 from thresher.pipeline.engines import RUNNERS, choose_engine
 from thresher.pipeline.engines.steps import MALFORMED, PART_FILES, MapWork
-from thresher.pipeline.manifest import (  # noqa: F401  (JobConflict: callers catch it from here)
+from thresher.pipeline.manifest import (
     RUNTIME,
     JobConflict,
     as_json,
+    changed_pending_shard,
     complete_parts,
     input_setting,
     job_settings,
@@ -33,12 +33,22 @@ from thresher.pipeline.manifest import (  # noqa: F401  (JobConflict: callers ca
     read_setting,
     shard_listing,
 )
-from thresher.pipeline.outputs import TMP, part_file, read_marker, remove_stale_tmp, safe_join, write_json_atomic
+from thresher.pipeline.outputs import (
+    TMP,
+    part_file,
+    read_marker,
+    read_parquet,
+    remove_stale_tmp,
+    remove_tree,
+    safe_join,
+    write_json_atomic,
+)
 from thresher.pipeline.parts import Part
 from thresher.pipeline.read_rows import MISSING_TEXT
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS, plan_parts
 from thresher.pipeline.stage import Stage
+from thresher.pipeline.storage import Location, is_remote, place
 from thresher.pipeline.tasks import summarize_markers, thresher_errors
 from thresher.pipeline.unique_ids import mark_ids_seen_in_earlier_parts
 
@@ -84,16 +94,20 @@ def run_map_job(job: MapJob) -> dict:
     """Run (or resume) a map job and return its summary; see the module docstring."""
     from thresher.pipeline.cluster import cluster_cpus, ensure_ray
 
-    out = Path(job.out_dir)
+    out = place(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _, shards = discover(job.input)
-    parts = plan_parts(shards, job.part_bytes, job.part_rows)
     engine = choose_engine(job.engine, job.stages)
-    open_manifest(out, {"fingerprint": job.fingerprint(), "parts": [p.key for p in parts], "format_version": FORMAT_VERSION,
-                        "part_specs": [json.loads(p.to_json()) for p in parts], "read": as_json(asdict(job.read)),
-                        "input": job.input, "shards": shard_listing(shards)})
-    done = complete_parts(out, [p.key for p in parts])
-    pending = [p for p in parts if p.key not in done]
+    parts, pending = _saved_parts(out, job)
+    if parts is None:
+        listing = discover_listing(job.input)
+        parts = plan_parts(listing.shards, job.part_bytes, job.part_rows,
+                           sizes={k: v.size for k, v in listing.stats.items()} if listing.stats else None)
+        open_manifest(out, {"fingerprint": job.fingerprint(), "parts": [p.key for p in parts],
+                            "format_version": FORMAT_VERSION, "part_specs": [json.loads(p.to_json()) for p in parts],
+                            "read": as_json(asdict(job.read)), "input": job.input,
+                            "shards": shard_listing(listing.shards, listing.stats)})
+        done = complete_parts(out, [p.key for p in parts])
+        pending = [p for p in parts if p.key not in done]
     if job.stop_after_parts is not None:
         pending = pending[: job.stop_after_parts]
     t0 = time.perf_counter()
@@ -109,6 +123,30 @@ def run_map_job(job: MapJob) -> dict:
     summary = summarize(out, parts, job.stages, time.perf_counter() - t0, skipped=len(parts) - len(pending))
     _check_text_field_found(summary, out, parts, job)
     return summary
+
+
+def _saved_parts(out: Path | Location, job: MapJob) -> tuple[list[Part] | None, list[Part]]:
+    """A rerun of a job over an object store: its parts from job.json, no listing and no planning.
+
+    Listing millions of objects is the slow step of starting a job on an object store;
+    a rerun reuses what the first run listed and planned. The shards still to be read
+    are looked up and must match the saved listing (a changed object is refused, as a
+    changed local file is); finished parts are checked against their markers as always.
+    Local inputs are listed again (cheap), so a local rerun also notices new files.
+    """
+    if not is_remote(job.input) or not (out / "job.json").is_file():
+        return None, []
+    saved = open_manifest(out, {"fingerprint": job.fingerprint()})
+    if "part_specs" not in saved or "shards" not in saved:
+        return None, []
+    parts = [Part.from_json(json.dumps(spec)) for spec in saved["part_specs"]]
+    done = complete_parts(out, [p.key for p in parts])
+    pending = [p for p in parts if p.key not in done]
+    changed = changed_pending_shard(saved["shards"], {p.shard_id: p.path for p in pending})
+    if changed:
+        raise JobConflict(f"{out}: the input changed since the job started ({changed}); use a new --out directory, "
+                          "or --overwrite to start over")
+    return parts, pending
 
 
 class TextFieldNotFound(InputError):
@@ -131,13 +169,11 @@ def _check_text_field_found(summary: dict, out: Path, parts: list[Part], job: Ma
 
 def _fields_seen(out: Path, parts: list[Part]) -> str:
     """The field names of the first quarantined row that has any: its raw JSON object, or a columnar reason's list."""
-    import pyarrow.parquet as pq
-
     for p in parts:
         path = part_file(out, MALFORMED, p.key)
         if not path.exists():
             continue
-        table = pq.read_table(path, columns=["reason", "raw"])
+        table = read_parquet(path, columns=["reason", "raw"])
         for reason, raw in zip(table["reason"].to_pylist(), table["raw"].to_pylist()):
             if "(columns: " in (reason or ""):
                 return reason.split("(columns: ", 1)[1].rstrip(")")
@@ -153,7 +189,7 @@ def _fields_seen(out: Path, parts: list[Part]) -> str:
 def _clear_leftovers(out: Path, pending: list[Part]) -> None:
     """Chunks and half-written files of a killed run: its chunks may be cut differently, so start those parts clean."""
     for p in pending:
-        shutil.rmtree(safe_join(out, f"{TMP}/{p.key}"), ignore_errors=True)
+        remove_tree(safe_join(out, f"{TMP}/{p.key}"))
         for sub in PART_FILES:
             target = part_file(out, sub, p.key)
             remove_stale_tmp(target.parent, target.name)

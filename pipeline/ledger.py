@@ -92,12 +92,14 @@ def check_invariant(counts: Mapping, rows_read: int) -> None:
 
 def read_ledger(job_dir: str | Path) -> pa.Table:
     """The whole job's ledger as one table (small: ids and statuses only)."""
-    path = Path(job_dir) / "ledger"
+    from thresher.pipeline.storage import at
+
+    path = at(job_dir) / "ledger"
     if not path.is_dir():
         raise FileNotFoundError(f"{job_dir}: no ledger/ directory; is this a thresher job output?")
-    import pyarrow.dataset as pads  # pulls in pandas: only where a whole ledger is read
+    from thresher.pipeline.outputs import parquet_dataset
 
-    return pads.dataset(path, format="parquet", schema=LEDGER_SCHEMA).to_table()
+    return parquet_dataset(path, schema=LEDGER_SCHEMA).to_table()
 
 
 def format_counts(counts: Mapping) -> str:

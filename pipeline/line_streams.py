@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from thresher.pipeline.parts import ShardError
 from thresher.pipeline.read_rows import RAW_KEEP_BYTES
+from thresher.pipeline.storage import Location
 
 _BLANK_PEEK = 1 << 16
 
@@ -100,15 +101,45 @@ class _NativeRaw(io.RawIOBase):
         super().close()
 
 
-def open_compressed(path: str, fmt: str) -> Any:
-    """A binary file object that inflates a compressed JSON-lines shard as it is read."""
-    if fmt == "jsonl.gz":
-        return gzip.open(path, "rb")
-    if fmt == "jsonl.bz2":
-        return bz2.open(path, "rb")
-    if fmt == "jsonl.xz":
-        return lzma.open(path, "rb")
-    return io.BufferedReader(_NativeRaw(pa.CompressedInputStream(pa.OSFile(path), "zstd")), 1 << 20)
+def open_compressed(source: Location, fmt: str) -> Any:
+    """A binary file object that inflates a compressed JSON-lines shard (local or remote) as it is read."""
+    if source.local is not None:
+        path = str(source.local)
+        if fmt == "jsonl.gz":
+            return gzip.open(path, "rb")
+        if fmt == "jsonl.bz2":
+            return bz2.open(path, "rb")
+        if fmt == "jsonl.xz":
+            return lzma.open(path, "rb")
+        return io.BufferedReader(_NativeRaw(pa.CompressedInputStream(pa.OSFile(path), "zstd")), 1 << 20)
+    if fmt == "jsonl.zst":
+        buffered = pa.BufferedInputStream(source.open_native(), 8 << 20)  # 8 MiB ranged reads, not many small ones
+        return io.BufferedReader(_NativeRaw(pa.CompressedInputStream(buffered, "zstd")), 1 << 20)
+    raw = source.open_input()
+    opener = {"jsonl.gz": gzip.GzipFile, "jsonl.bz2": bz2.BZ2File, "jsonl.xz": lzma.LZMAFile}[fmt]
+    # BufferedReader gives the bounded readline() and peek() that `Lines` needs
+    return io.BufferedReader(_Closing(opener(fileobj=raw) if fmt == "jsonl.gz" else opener(raw), raw), 1 << 20)
+
+
+class _Closing(io.RawIOBase):
+    """A decompressing file that closes the raw stream under it too (GzipFile and friends leave it open)."""
+
+    def __init__(self, inner: Any, raw: Any) -> None:
+        self.inner, self.raw = inner, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.inner.close()
+            self.raw.close()
+        super().close()
 
 
 CODECS = {"jsonl.gz": "gzip", "jsonl.bz2": "bzip2", "jsonl.xz": "xz", "jsonl.zst": "zstd"}

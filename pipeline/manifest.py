@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from thresher.metrics.errors import InputError
-from thresher.pipeline.outputs import file_sha256, marker_path, part_file, read_marker, write_json_atomic
+from thresher.pipeline.outputs import completed_keys, file_sha256, marker_path, part_file, read_marker, write_json_atomic
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.safety import GLOB_CHARS
+from thresher.pipeline.storage import Stat, StorageError, StorageNotFound, at, is_remote, place
 
 MANIFEST = "job.json"
 RUNTIME = {"runtime": True}
@@ -46,25 +47,59 @@ def job_settings(job: Any) -> dict[str, Any]:
 
 
 def input_setting(path: str) -> str:
-    """An input path made absolute (a glob stays as given: it has no single path to resolve)."""
-    return str(Path(path).resolve()) if not GLOB_CHARS & set(path) else path
+    """An input path made absolute (a glob or a URI stays as given: it has no local path to resolve)."""
+    if is_remote(path) or GLOB_CHARS & set(path):
+        return path
+    return str(Path(path).resolve())
 
 
-def shard_listing(shards: Iterable[tuple[str, Path, str]]) -> list[dict[str, Any]]:
+def shard_listing(shards: Iterable[tuple[str, Any, str]], stats: dict[str, Stat] | None = None) -> list[dict[str, Any]]:
     """Each input shard's id, size and modification time, as job.json keeps them.
 
     Resume compares this listing, not only the shards' names: a shard that grew, shrank
-    or was rewritten since the job started would otherwise count as finished.
+    or was rewritten since the job started would otherwise count as finished. `stats`
+    (a remote listing's sizes and times) saves a lookup per object.
     """
     listing = []
     for shard_id, path, _ in shards:
-        try:
-            st = Path(path).stat()
-            size, mtime = st.st_size, st.st_mtime_ns
-        except OSError:  # a dangling link or a loop: the reader quarantines it; its state is "unreadable"
-            size, mtime = None, None
+        if stats is not None and shard_id in stats:
+            size, mtime = stats[shard_id].size, stats[shard_id].mtime_ns
+        else:
+            try:
+                st = at(path).stat()
+                size, mtime = st.size, st.mtime_ns
+            except StorageError:
+                raise
+            except OSError:  # a dangling link or a loop: the reader quarantines it; its state is "unreadable"
+                size, mtime = None, None
         listing.append({"shard": shard_id, "size": size, "mtime_ns": mtime})
     return listing
+
+
+def changed_pending_shard(saved: list[dict[str, Any]], shards: dict[str, str]) -> str | None:
+    """Look up the shards still to be read (id -> URI) and compare them with the saved listing.
+
+    A rerun of a remote job reuses its saved listing instead of listing the store again;
+    this is the check that replaces it, for the shards that will still be read.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = {s["shard"]: s for s in saved}
+
+    def now(item: tuple[str, str]) -> dict[str, Any]:
+        shard_id, uri = item
+        try:
+            st = at(uri).stat()
+            return {"shard": shard_id, "size": st.size, "mtime_ns": st.mtime_ns}
+        except StorageNotFound:
+            return {"shard": shard_id, "gone": True}
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        current = list(pool.map(now, sorted(shards.items())))
+    for s in current:
+        if s.get("gone"):
+            return f"{s['shard']} is gone"
+    return _changed_shard([before[s["shard"]] for s in current if s["shard"] in before], current)
 
 
 def _changed_shard(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str | None:
@@ -114,14 +149,14 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def open_manifest(out: Path, manifest: dict[str, Any], what: str = "job") -> dict[str, Any]:
+def open_manifest(out: Any, manifest: dict[str, Any], what: str = "job") -> dict[str, Any]:
     """Write `out/job.json` on a first run; on a rerun check it matches and return the saved copy.
 
     `manifest["fingerprint"]` must match the saved one, and so must `manifest["parts"]`
     when the manifest lists parts, and `manifest["shards"]` (each shard's size and
     modification time) when both list them: the input must not have changed.
     """
-    path = Path(out) / MANIFEST
+    path = place(out) / MANIFEST
     if not path.exists():
         write_json_atomic(manifest, path)
         return manifest
@@ -139,7 +174,7 @@ def open_manifest(out: Path, manifest: dict[str, Any], what: str = "job") -> dic
     return old
 
 
-def part_intact(out: Path, key: str) -> bool:
+def part_intact(out: Any, key: str) -> bool:
     """Whether part `key` has a marker whose outputs are all there with the bytes it recorded."""
     marker = read_marker(out, key)
     if marker is None:
@@ -151,12 +186,29 @@ def part_intact(out: Path, key: str) -> bool:
     return True
 
 
-def complete_parts(out: Path, keys: Iterable[str]) -> set[str]:
-    """The parts of `keys` that are complete and intact; markers of damaged parts are removed, so they are redone."""
-    done = set()
-    for key in keys:
-        if part_intact(out, key):
-            done.add(key)
-        else:
-            marker_path(out, key).unlink(missing_ok=True)
-    return done
+def _check_part(out: Any, key: str, markers: set[str] | None) -> bool:
+    """Whether part `key` is complete and intact; a damaged part's marker is removed, so it is redone."""
+    if markers is not None and key not in markers:
+        return False  # no marker: nothing to check and nothing to remove
+    if part_intact(out, key):
+        return True
+    marker_path(out, key).unlink(missing_ok=True)
+    return False
+
+
+def complete_parts(out: Any, keys: Iterable[str]) -> set[str]:
+    """The parts of `keys` that are complete and intact; markers of damaged parts are removed, so they are redone.
+
+    On an object store the markers are found with one listing, and the parts that have one
+    are checked by a pool of threads (each check reads the marker and hashes its outputs).
+    """
+    keys = list(keys)
+    where = place(out)
+    if not is_remote(where):
+        return {key for key in keys if _check_part(where, key, None)}
+    from concurrent.futures import ThreadPoolExecutor
+
+    markers = completed_keys(where)
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        intact = list(pool.map(lambda key: _check_part(where, key, markers), keys))
+    return {key for key, ok in zip(keys, intact) if ok}

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from thresher.pipeline.outputs import (
     file_sha256,
     marker_path,
+    read_parquet,
     write_json_atomic,
     write_parquet_atomic,
     write_part_file,
@@ -34,6 +34,7 @@ from thresher.pipeline.plans import PlanError, read_plan
 from thresher.pipeline.pools import load_pools_json, read_members
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.shards import Part
+from thresher.pipeline.storage import place
 
 DATA = "data"
 _CARD = """---
@@ -115,7 +116,7 @@ def build_manifest(plan: dict, pools_dir: str | Path, seed: int = 0, plan_source
 
 def materialize_part(part: Part, out_dir: Path, manifest: str, read: dict, expand: bool, seed: int) -> dict:
     """Write one part's chosen documents (a Ray task; see `thresher.pipeline.tasks.run_part_tasks`)."""
-    man = pq.read_table(manifest, filters=[("part", "=", part.key)], columns=["id", "pool", "repeats"])
+    man = read_parquet(manifest, filters=[("part", "=", part.key)], columns=["id", "pool", "repeats"])
     opts = ReadOptions(**{**read, "carry": tuple(read.get("carry", ())), "keep_fields": True, "strict": False})
     docs = read_part(part, opts)
     docs = docs.filter(pc.is_null(docs["__malformed"]))
@@ -146,12 +147,12 @@ def materialize(plan_path: str | Path, pools_dir: str | Path, out: str | Path, *
     from thresher.pipeline.select import load_job
     from thresher.pipeline.tasks import run_part_tasks
 
-    out = Path(out)
+    out = place(out)
     plan = read_plan(plan_path)
     pools_json = load_pools_json(pools_dir)
     manifest, figures = build_manifest(plan, pools_dir, seed, str(plan_path), pools_json)
-    job = load_job(Path(pools_json["scored"]))
-    fingerprint = {"plan": file_sha256(Path(plan_path)), "pools": str(Path(pools_dir).resolve()), "seed": seed,
+    job = load_job(place(pools_json["scored"]))
+    fingerprint = {"plan": file_sha256(plan_path), "pools": str(place(pools_dir).resolve()), "seed": seed,
                    "expand": expand}
     job_path = out / "job.json"
     if job_path.exists() and json.loads(job_path.read_text()).get("fingerprint") != fingerprint:
@@ -169,9 +170,9 @@ def materialize(plan_path: str | Path, pools_dir: str | Path, out: str | Path, *
     rows = sum(m["rows"] for m in markers)
     seen = sum(f["seen"] for f in figures["pools"].values())
     summary = {**figures, "documents": manifest.num_rows, "rows": rows, "expand": expand, "seed": seed,
-               "shards": sum(1 for m in markers if m["outputs"]), "plan": str(Path(plan_path).resolve()),
+               "shards": sum(1 for m in markers if m["outputs"]), "plan": str(place(plan_path).resolve()),
                "planned_budget": float(plan["budget"]), "materialized_seen": seen}
-    write_text_atomic(_CARD.format(plan=Path(plan_path).name, documents=manifest.num_rows, rows=rows,
+    write_text_atomic(_CARD.format(plan=place(plan_path).name, documents=manifest.num_rows, rows=rows,
                                    unit=figures["unit"], seen=seen, expand=" (one row per repetition)" if expand else ""),
                       out / "README.md")
     write_json_atomic(summary, out / "summary.json")

@@ -10,7 +10,6 @@ refused instead of mixing two models' scores in one sidecar set.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,10 +18,11 @@ import pyarrow as pa
 from thresher.metrics.classifier import QualityClassifier
 from thresher.metrics.embedders import EMBEDDERS, make_embedder, weights_version
 from thresher.metrics.fluency import FluencyModel, buckets
-from thresher.pipeline.outputs import file_sha256
+from thresher.pipeline.outputs import file_sha256, read_limited_at
 from thresher.pipeline.registry import register_scorer
 from thresher.pipeline.stage import Resources, Stage
 from thresher.pipeline.stage_options import int_option
+from thresher.pipeline.storage import at
 
 
 def _texts(batch: pa.Table) -> list[str]:
@@ -32,10 +32,22 @@ def _texts(batch: pa.Table) -> list[str]:
 def _model_path(scorer: str, value: Any, how: str) -> str:
     if value is None or str(value) == "":
         raise ValueError(f"scorer {scorer!r} needs a model: pass --scorer-option {scorer}.model=PATH ({how})")
-    path = Path(str(value))
+    path = at(str(value))
     if not path.is_file():
         raise ValueError(f"scorer {scorer!r}: model file {path} does not exist ({how})")
     return str(path)
+
+
+def _load_model(cls: Any, path: str) -> Any:
+    """A saved model from a local path (the class's own capped reader) or a URI (read whole, same limit)."""
+    where = at(path)
+    if where.local is not None:
+        return cls.load(path)
+    from thresher.metrics.classifier import FORMAT as CLASSIFIER
+    from thresher.metrics.fluency import FORMAT as FLUENCY
+
+    fmt = FLUENCY if cls is FluencyModel else CLASSIFIER
+    return cls.from_bytes(read_limited_at(where, fmt.max_bytes, fmt.what), where.uri)
 
 
 class _ModelStage(Stage):
@@ -76,14 +88,14 @@ class FluencyScorer(_ModelStage):
             if not lo <= hi:
                 raise ValueError(f"scorer 'fluency': cutoffs {lo},{hi} must be increasing")
             self.cutoffs = (lo, hi)
-        self.model_sha256 = file_sha256(Path(self.model_path))
+        self.model_sha256 = file_sha256(self.model_path)
         self._model: FluencyModel | None = None
 
     def params(self) -> dict[str, Any]:
         return {"model_sha256": self.model_sha256, "cutoffs": list(self.cutoffs) if self.cutoffs else None}
 
     def setup(self) -> None:
-        self._model = FluencyModel.load(self.model_path)
+        self._model = _load_model(FluencyModel, self.model_path)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self._model is None:
@@ -111,14 +123,14 @@ class ClassifierScorer(_ModelStage):
 
     def __init__(self, model: str | None = None):
         self.model_path = _model_path("classifier", model, "train one with `thresher classifier train`")
-        self.model_sha256 = file_sha256(Path(self.model_path))
+        self.model_sha256 = file_sha256(self.model_path)
         self._model: QualityClassifier | None = None
 
     def params(self) -> dict[str, Any]:
         return {"model_sha256": self.model_sha256}
 
     def setup(self) -> None:
-        self._model = QualityClassifier.load(self.model_path)
+        self._model = _load_model(QualityClassifier, self.model_path)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self._model is None:

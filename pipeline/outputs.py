@@ -1,24 +1,33 @@
-"""Writing outputs safely: paths stay under the output directory, files appear whole.
+"""Writing outputs safely: paths stay under the output directory, files appear whole, the marker commits.
 
-Every file is written under a temporary name and renamed into place (by the one atomic
-writer, `thresher.metrics.files.write_atomic`), and a part's completion marker is written
-last, so a killed run never leaves a partial file that looks complete. Parquet is written with fixed settings so that the same rows
-give the same bytes.
+Every writer serialises its file in memory, then commits it whole: on a local disk under
+a temporary name renamed into place (the one atomic writer,
+`thresher.metrics.files.write_atomic`), on an object store as one upload, which either
+completes or leaves no object. A part's completion marker, holding its outputs' SHA-256
+digests, is written last and is the commit: object stores have no rename, so a reader
+trusts an output only when a marker vouches for those exact bytes (`manifest.part_intact`),
+and a rerun overwrites whatever a killed run left. Parquet is written with fixed settings
+so that the same rows give the same bytes.
+
+Paths here are local `Path`s or storage `Location`s (`thresher.pipeline.storage.place`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os  # noqa: F401  (tests patch os.fsync through this module)
-from collections.abc import Callable
+import os
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from thresher.metrics.files import WriteError, remove_stale_tmp, write_atomic  # noqa: F401  (re-exported)
+from thresher.metrics.files import WriteError, write_atomic
+from thresher.metrics.files import remove_stale_tmp as _remove_stale_local
 from thresher.pipeline.safety import UnsafePath, safe_join  # noqa: F401  (re-exported: writers import them from here)
+from thresher.pipeline.storage import Location, StorageError, at, place
+
+Where = Path | Location
 
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -34,96 +43,192 @@ class OutputWriteError(WriteError):
     """An output could not be written (disk full, read-only, quota): nothing was marked complete."""
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None], durable: bool = True) -> None:
-    """Write through `write(tmp)` and rename into place (the one atomic writer, `thresher.metrics.files`).
+def commit_bytes(data: bytes | memoryview, path: str | os.PathLike | Location, durable: bool = True) -> str:
+    """Write a whole file (see the module docstring) and return its SHA-256.
 
-    A failed write leaves no temporary file and surfaces as an OutputWriteError naming `path`.
+    A failed write leaves nothing under the name and surfaces as an OutputWriteError naming it.
     """
-    write_atomic(path, write, durable=durable, error=OutputWriteError,
-                 advice=", then rerun the same command to resume; finished parts are kept")
+    target = place(path)
+    if isinstance(target, Location):
+        try:
+            target.write_bytes(data)
+        except StorageError as exc:
+            raise OutputWriteError(f"{exc}; rerun the same command to resume, finished parts are kept") from None
+    else:
+        write_atomic(target, lambda tmp: tmp.write_bytes(data), durable=durable, error=OutputWriteError,
+                     advice=", then rerun the same command to resume; finished parts are kept")
+    return hashlib.sha256(data).hexdigest()
 
 
-def write_parquet_atomic(table: pa.Table, path: Path, durable: bool = True) -> None:
-    _write_atomic(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS), durable)
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **PARQUET_OPTIONS)
+    return sink.getvalue().to_pybytes()
 
 
-def write_arrow_atomic(table: pa.Table, path: Path) -> None:
+def write_parquet_atomic(table: pa.Table, path: str | os.PathLike | Location, durable: bool = True) -> str:
+    """Parquet with fixed settings; returns its SHA-256. Locally it streams to the temporary file (no copy in memory)."""
+    target = place(path)
+    if isinstance(target, Location):
+        return commit_bytes(parquet_bytes(table), target, durable)
+    write_atomic(target, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS), durable=durable,
+                 error=OutputWriteError, advice=", then rerun the same command to resume; finished parts are kept")
+    return file_sha256(target)
+
+
+def write_arrow_atomic(table: pa.Table, path: str | os.PathLike | Location) -> str:
     """An Arrow IPC file: for scratch tables between phases, several times cheaper to write and read than Parquet."""
     import pyarrow.ipc as ipc
 
-    def write(tmp: Path) -> None:
-        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return commit_bytes(sink.getvalue().to_pybytes(), path)
 
-    _write_atomic(path, write)
 
-
-def read_arrow(path: Path, columns: list[str] | None = None) -> pa.Table:
+def read_arrow(path: str | os.PathLike | Location, columns: list[str] | None = None) -> pa.Table:
     import pyarrow.ipc as ipc
 
-    with pa.OSFile(str(path), "rb") as source:
+    target = place(path)
+    source = target.open_native() if isinstance(target, Location) else pa.OSFile(str(target), "rb")
+    with source:
         table = ipc.open_file(source).read_all()
     return table.select(columns) if columns is not None else table
 
 
-def write_text_atomic(text: str, path: Path) -> None:
-    _write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+def read_parquet(path: str | os.PathLike | Location, columns: list[str] | None = None,
+                 filters: list[tuple] | None = None) -> pa.Table:
+    """A whole Parquet file (or the named columns, or the rows `filters` pass), local or remote."""
+    target = place(path)
+    if isinstance(target, Location):
+        with target.open_native() as source:
+            return pq.read_table(source, columns=columns, filters=filters)
+    return pq.read_table(target, columns=columns, filters=filters)
 
 
-def write_bytes_atomic(data: bytes, path: Path) -> None:
-    _write_atomic(path, lambda tmp: tmp.write_bytes(data))
+def parquet_dataset(folder: str | os.PathLike | Location, schema: pa.Schema | None = None) -> Any:
+    """A `pyarrow.dataset` over the Parquet files below a folder (local, or listed once on a store)."""
+    import pyarrow.dataset as pads  # pulls in pandas: only where a whole folder is read
+
+    target = place(folder)
+    if not isinstance(target, Location):
+        return pads.dataset(target, format="parquet", schema=schema)
+    files = [e.location.fs_path for e in target.files()
+             if e.relative.endswith(".parquet") and not e.location.name.startswith(".")]
+    return pads.dataset(files, format="parquet", schema=schema, filesystem=target.fs)
 
 
-def write_gzip_atomic(data: bytes, path: Path) -> None:
+def read_schema(path: str | os.PathLike | Location) -> pa.Schema:
+    """A Parquet file's schema (its footer only), local or remote."""
+    target = place(path)
+    if isinstance(target, Location):
+        with target.open_native() as source:
+            return pq.read_schema(source)
+    return pq.read_schema(target)
+
+
+def write_text_atomic(text: str, path: str | os.PathLike | Location) -> str:
+    return commit_bytes(text.encode("utf-8"), path)
+
+
+def write_bytes_atomic(data: bytes, path: str | os.PathLike | Location) -> str:
+    return commit_bytes(data, path)
+
+
+def write_gzip_atomic(data: bytes, path: str | os.PathLike | Location) -> str:
     """Gzip with mtime 0, so the same data gives the same bytes."""
     import gzip
+    import io
 
-    def write(tmp: Path) -> None:
-        # The header names the file `<name>.tmp`, as shards have always been written: same input, same bytes.
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename=path.name + ".tmp", mode="wb", fileobj=raw, mtime=0) as fh:
-            fh.write(data)
+    buf = io.BytesIO()
+    # The header names the file `<name>.tmp`, as shards have always been written: same input, same bytes.
+    with gzip.GzipFile(filename=place(path).name + ".tmp", mode="wb", fileobj=buf, mtime=0) as fh:
+        fh.write(data)
+    return commit_bytes(buf.getvalue(), path)
 
-    _write_atomic(path, write)
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
 
 
-def write_json_atomic(obj: Any, path: Path) -> None:
+def write_json_atomic(obj: Any, path: str | os.PathLike | Location) -> str:
+    target = place(path)
+    if isinstance(target, Location):
+        return commit_bytes(json_bytes(obj), target)
+
     def dump(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(obj, fh, indent=2, sort_keys=True, default=str)
             fh.write("\n")
 
-    _write_atomic(path, dump)
+    write_atomic(target, dump, error=OutputWriteError,
+                 advice=", then rerun the same command to resume; finished parts are kept")
+    return file_sha256(target)
 
 
-def part_file(out: Path, subdir: str, part_key: str) -> Path:
+def remove_stale_tmp(directory: str | os.PathLike | Location, name: str) -> int:
+    """Temporary files a killed local writer left for `name`; an object store has none (uploads are whole)."""
+    target = place(directory)
+    return 0 if isinstance(target, Location) else _remove_stale_local(target, name)
+
+
+def remove_tree(directory: str | os.PathLike | Location) -> None:
+    """Delete a folder of scratch or stale outputs, local or remote; nothing happens when it is not there."""
+    at(directory).remove_tree()
+
+
+def read_limited_at(path: str | os.PathLike | Location, max_bytes: int, what: str, missing: str = "") -> bytes:
+    """A whole file of at most `max_bytes`, local or remote, refused with the same errors as a local one.
+
+    Local files go through `thresher.metrics.files.read_limited` (the one capped reader);
+    an object is looked up, refused when too large or absent, then read.
+    """
+    from thresher.metrics.files import check_limited, no_such_file, read_limited, too_large
+
+    where = place(path)
+    if not isinstance(where, Location):
+        return read_limited(where, max_bytes, what, missing)
+    if not where.is_file():
+        raise no_such_file(where.uri, what, missing)
+    size = where.stat().size
+    if size > max_bytes:
+        raise too_large(where.uri, size, max_bytes, what)
+    return check_limited(where.read_bytes(max_bytes), where.uri, max_bytes, what)
+
+
+def load_format(fmt: Any, path: str | os.PathLike | Location, missing: str = "") -> Any:
+    """A JSON file of one format (`thresher.metrics.files.JsonFormat`), read from a path or a URI and checked."""
+    return fmt.loads(read_limited_at(path, fmt.max_bytes, fmt.what, missing), str(place(path)))
+
+
+def part_file(out: str | os.PathLike | Location, subdir: str, part_key: str) -> Where:
     """Where a part's file of one kind lives: `<out>/<subdir>/<part_key>.parquet`."""
     return safe_join(out, f"{subdir}/{part_key}.parquet")
 
 
-def write_part_file(table: pa.Table, out: Path, subdir: str, part_key: str, outputs: dict[str, str]) -> None:
+def write_part_file(table: pa.Table, out: str | os.PathLike | Location, subdir: str, part_key: str,
+                    outputs: dict[str, str]) -> None:
     """`<out>/<subdir>/<part_key>.parquet`, its SHA-256 recorded in `outputs` for the part's marker.
 
     An empty table writes nothing: zero-row Parquet trips some readers, and there is nothing to account for.
     """
     if table.num_rows:
-        path = part_file(out, subdir, part_key)
-        write_parquet_atomic(table, path)
-        outputs[subdir] = file_sha256(path)
+        outputs[subdir] = write_parquet_atomic(table, part_file(out, subdir, part_key))
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike | Location) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with at(path).open_input() as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
 
 
-def marker_path(out_dir: Path, key: str) -> Path:
+def marker_path(out_dir: str | os.PathLike | Location, key: str) -> Where:
     return safe_join(out_dir, f"{MARKERS}/{key}.json")
 
 
-def read_marker(out_dir: Path, key: str) -> dict | None:
+def read_marker(out_dir: str | os.PathLike | Location, key: str) -> dict | None:
     path = marker_path(out_dir, key)
     if not path.exists():
         return None
@@ -133,11 +238,9 @@ def read_marker(out_dir: Path, key: str) -> dict | None:
         return None  # a marker is written atomically; an unreadable one means redo the part
 
 
-def completed_keys(out_dir: Path) -> set[str]:
-    root = Path(out_dir) / MARKERS
+def completed_keys(out_dir: str | os.PathLike | Location) -> set[str]:
+    root = at(out_dir) / MARKERS
     if not root.is_dir():
         return set()
-    keys = set()
-    for path in root.rglob("*.json"):
-        keys.add(path.relative_to(root).as_posix()[: -len(".json")])
-    return keys
+    return {e.relative[: -len(".json")] for e in root.files()
+            if e.relative.endswith(".json") and not e.location.name.startswith(".")}

@@ -12,6 +12,7 @@ number of workers, and the observations are written sorted by pool and fraction.
 from __future__ import annotations
 
 import csv
+import io
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,10 +26,12 @@ from thresher.metrics.errors import InputError
 from thresher.metrics.fluency import FluencyModel
 from thresher.pipeline.cluster import cluster_cpus, ensure_ray
 from thresher.pipeline.materialize import repeat_counts
+from thresher.pipeline.outputs import write_text_atomic
 from thresher.pipeline.parts import Part
 from thresher.pipeline.pools import load_pools_json, read_members
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.select import load_job
+from thresher.pipeline.storage import place
 from thresher.pipeline.tasks import run_remote
 
 PILOT_COLUMNS = "run=run,pool=pool,seen=seen,unique=unique,value=value"
@@ -45,7 +48,7 @@ def _pool_texts(pools_dir: Path, holdout: float, max_docs: int | None, seed: int
     """Per pool: id, text, tokens of its training documents; plus the held-out texts (from every pool)."""
     info = load_pools_json(pools_dir)
     members = read_members(pools_dir)
-    job = load_job(Path(info["scored"]))
+    job = load_job(place(info["scored"]))
     read = {**job["read"], "carry": tuple(job["read"].get("carry", ())), "keep_fields": False, "strict": False}
     wanted = set(members["part"].to_pylist())
     chunks = []
@@ -101,7 +104,7 @@ def run_pilots(pools_dir: Path, out_dir: Path, fractions: list[float], holdout: 
     """Run every (pool, fraction) pilot as a Ray task; write and return `out_dir/observations.csv`."""
     import ray
 
-    pools, heldout = _pool_texts(Path(pools_dir), holdout, max_docs, seed)
+    pools, heldout = _pool_texts(place(pools_dir), holdout, max_docs, seed)
     if len(heldout) < 5:
         raise InputError(f"only {len(heldout)} held-out documents for the pilot runs; raise fit.pilots.holdout")
     empty = [name for name, docs in pools.items() if docs.num_rows == 0]
@@ -123,15 +126,15 @@ def run_pilots(pools_dir: Path, out_dir: Path, fractions: list[float], holdout: 
 
     rows = run_remote(pilot_run, calls, workers or cluster_cpus(), {"num_cpus": 1}, max_retries=3, on_result=report)
     rows.sort(key=lambda r: (r["pool"], r["fraction"]))
-    path = Path(out_dir) / OBSERVATIONS
+    path = place(out_dir) / OBSERVATIONS
     write_pilot_observations(rows, path)
     return path
 
 
 def write_pilot_observations(rows: list[dict], path: Path) -> None:
     """The pilot observations file: one CSV row per run, columns in the order of the run's result."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(buf.getvalue(), path)

@@ -21,7 +21,8 @@ from typing import Any
 
 from thresher.metrics.errors import InputError
 from thresher.metrics.files import JsonFormat, MiB
-from thresher.pipeline.outputs import write_text_atomic
+from thresher.pipeline.outputs import load_format, write_text_atomic
+from thresher.pipeline.storage import place
 
 PLAN = JsonFormat("thresher.plan", 1, "plan", max_bytes=64 * MiB, legacy=True)
 FRONTIER = JsonFormat("thresher.frontier", 1, "frontier", max_bytes=256 * MiB)
@@ -44,14 +45,14 @@ def stamped_plan(plan: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_plan(plan: Mapping[str, Any], path: str | Path) -> Path:
     """Write plan.json atomically (the dict `Plan.to_dict()` gives)."""
-    path = Path(path)
+    path = place(path)
     write_text_atomic(_dump(stamped_plan(plan)), path)
     return path
 
 
 def write_frontier(frontier: Mapping[str, Any], path: str | Path) -> Path:
     """Write frontier.json atomically (the dict `Frontier.to_dict()` gives)."""
-    path = Path(path)
+    path = place(path)
     doc = {**FRONTIER.stamp(), **{k: v for k, v in frontier.items() if k != "format"}}
     doc["plans"] = [stamped_plan(p) for p in frontier.get("plans", [])]
     write_text_atomic(_dump(doc), path)
@@ -90,7 +91,7 @@ def check_plan(plan: Any, source: str) -> dict[str, Any]:
 def read_plan(path: str | Path) -> dict[str, Any]:
     """Read and check plan.json (size limit, format version, fields)."""
     try:
-        doc = PLAN.load(path, missing="write one with `thresher plan` or `thresher run`")
+        doc = load_format(PLAN, path, missing="write one with `thresher plan` or `thresher run`")
     except InputError as exc:
         raise PlanError(str(exc)) from None
     return check_plan(doc, str(path))
@@ -98,7 +99,7 @@ def read_plan(path: str | Path) -> dict[str, Any]:
 
 def read_frontier(path: str | Path) -> dict[str, Any]:
     """Read and check frontier.json; every plan in it is checked as a plan."""
-    doc = dict(FRONTIER.load(path, missing="write one with `thresher frontier` or `thresher run`"))
+    doc = dict(load_format(FRONTIER, path, missing="write one with `thresher frontier` or `thresher run`"))
     if not isinstance(doc.get("budgets"), list) or not isinstance(doc.get("plans"), list):
         raise PlanError(f"{path}: not a frontier (expected \"budgets\" and \"plans\" lists)")
     doc["plans"] = [check_plan(p, f"{path}: plans[{i}]") for i, p in enumerate(doc["plans"])]

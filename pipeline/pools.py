@@ -26,12 +26,19 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from thresher.metrics.errors import InputError
 from thresher.metrics.files import JsonFormat, MiB
 from thresher.pipeline import expression
-from thresher.pipeline.outputs import safe_join, write_json_atomic, write_parquet_atomic
+from thresher.pipeline.outputs import (
+    load_format,
+    read_parquet,
+    read_schema,
+    safe_join,
+    write_json_atomic,
+    write_parquet_atomic,
+)
+from thresher.pipeline.storage import Location, at, place
 
 POOLS = JsonFormat("thresher.pools", 1, "pools", max_bytes=64 * MiB, legacy=True)
 MAX_POOLS = 10_000  # pool rows a pools.json may list
@@ -118,12 +125,15 @@ def score_values(expr: str, table: pa.Table) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _sidecar_files(job_dir: Path) -> dict[str, Path]:
-    """Part key -> sidecar file of a job output directory."""
+def _sidecar_files(job_dir: Path | Location) -> dict[str, Path | Location]:
+    """Part key -> sidecar file of a job output directory (one listing, also on an object store)."""
     side = job_dir / "sidecars"
-    if not (job_dir / "job.json").exists() or not side.is_dir():
+    if not (job_dir / "job.json").exists():
         raise PoolError(f"{job_dir}: not a `thresher score` output (no job.json or sidecars/)")
-    return {p.relative_to(side).as_posix()[: -len(".parquet")]: p for p in sorted(side.rglob("*.parquet"))}
+    if not side.is_dir():  # a job that kept no row wrote no sidecar (and an object store has no empty folders)
+        return {}
+    return {e.relative[: -len(".parquet")]: place(e.location) for e in at(side).files()
+            if e.relative.endswith(".parquet") and not e.location.name.startswith(".")}
 
 
 @dataclass
@@ -137,7 +147,7 @@ class _PartScores:
 
 
 def _read_part(key: str, path: Path, spec: PoolSpec, dup_path: Path | None, counts: dict) -> _PartScores:
-    names = pq.read_schema(path).names
+    names = read_schema(path).names
     wanted = set(expression.columns(spec.score)) | set(expression.columns(spec.where) if spec.where else [])
     if spec.unit == "tokens":
         wanted.add(spec.tokens)
@@ -145,7 +155,7 @@ def _read_part(key: str, path: Path, spec: PoolSpec, dup_path: Path | None, coun
     if missing:
         raise PoolError(f"{path}: no column(s) {missing} for the pools (columns: {', '.join(names)})")
     cols = ["id"] + sorted(wanted) + (["source"] if "source" in names and "source" not in wanted else [])
-    table = pq.read_table(path, columns=cols)
+    table = read_parquet(path, columns=cols)
     n = table.num_rows
     score = score_values(spec.score, table) if n else np.zeros(0)
     eligible = np.isfinite(score)
@@ -155,7 +165,7 @@ def _read_part(key: str, path: Path, spec: PoolSpec, dup_path: Path | None, coun
         counts["where"] += int((eligible & ~ok).sum())
         eligible &= ok
     if dup_path is not None and n:
-        dup = pq.read_table(dup_path, columns=["id", "duplicate_of"])
+        dup = read_parquet(dup_path, columns=["id", "duplicate_of"])
         if dup.num_rows != n or not dup["id"].equals(table["id"]):
             raise PoolError(f"{dup_path}: rows do not match {path}; dedupe and score must read the same input")
         is_dup = pc.is_valid(dup["duplicate_of"]).to_numpy(zero_copy_only=False)
@@ -179,13 +189,13 @@ def _cut_points(spec: PoolSpec, scores: np.ndarray) -> np.ndarray:
 
 def build_pools(scored: str | Path, out: str | Path, spec: PoolSpec, dedupe: str | Path | None = None) -> dict:
     """Cut the documents of a score job into pools; write pools.json, members/ and summary.json."""
-    scored, out = Path(scored), Path(out)
+    scored, out = place(scored), place(out)
     files = _sidecar_files(scored)
     if not files:
         raise PoolError(f"{scored}/sidecars: no sidecar files; did the score job finish?")
     dup_files: dict[str, Path] = {}
     if dedupe is not None:
-        dup_files = _sidecar_files(Path(dedupe))
+        dup_files = _sidecar_files(place(dedupe))
     counts = {"documents": 0, "no_score": 0, "where": 0, "duplicate": 0}
     parts = []
     for key, path in files.items():
@@ -230,7 +240,7 @@ def build_pools(scored: str | Path, out: str | Path, spec: PoolSpec, dedupe: str
              for i in range(k)]
     result = write_pools_json({
         "unit": spec.unit, "pools": pools, "spec": asdict(spec), "cuts": cuts.tolist(),
-        "scored": str(scored.resolve()), "dedupe": str(Path(dedupe).resolve()) if dedupe is not None else None,
+        "scored": str(scored.resolve()), "dedupe": str(place(dedupe).resolve()) if dedupe is not None else None,
         "members": MEMBERS,
     }, out / "pools.json")
     summary = {"documents": counts["documents"], "pooled": int(docs.sum()),
@@ -242,15 +252,17 @@ def build_pools(scored: str | Path, out: str | Path, spec: PoolSpec, dedupe: str
 
 def read_members(pools_dir: str | Path, pools: Sequence[str] | None = None) -> pa.Table:
     """id, pool, tokens, part for every pooled document (optionally of some pools only)."""
-    root = Path(pools_dir) / MEMBERS
+    root = at(pools_dir) / MEMBERS
     if not root.is_dir():
         raise PoolError(f"{pools_dir}: no members/ directory; pass the --out directory of `thresher pools`")
     tables = []
-    for path in sorted(root.rglob("*.parquet")):
-        t = pq.read_table(path)
+    for entry in root.files():
+        if not entry.relative.endswith(".parquet") or entry.location.name.startswith("."):
+            continue
+        t = read_parquet(entry.location)
         if pools is not None:
             t = t.filter(pc.is_in(t["pool"], pa.array(list(pools), pa.string())))
-        key = path.relative_to(root).as_posix()[: -len(".parquet")]
+        key = entry.relative[: -len(".parquet")]
         tables.append(t.append_column("part", pa.array([key] * t.num_rows, pa.string())))
     if not tables:
         return pa.table({"id": pa.array([], pa.string()), "pool": pa.array([], pa.string()),
@@ -258,15 +270,15 @@ def read_members(pools_dir: str | Path, pools: Sequence[str] | None = None) -> p
     return pa.concat_tables(tables)
 
 
-def _pools_path(path: str | Path) -> Path:
-    path = Path(path)
+def _pools_path(path: str | Path) -> Path | Location:
+    path = place(path)
     return path / "pools.json" if path.is_dir() else path
 
 
 def write_pools_json(pools: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
     """Write pools.json atomically, format tag added; returns what was written."""
     doc = {**POOLS.stamp(), **{k: v for k, v in pools.items() if k != "format"}}
-    write_json_atomic(doc, Path(path))
+    write_json_atomic(doc, place(path))
     return doc
 
 
@@ -292,7 +304,7 @@ def load_pools_json(path: str | Path) -> dict[str, Any]:
     target = _pools_path(path)
     source = str(target)
     try:
-        doc = dict(POOLS.load(target, missing="pass the --out directory of `thresher pools`, or its pools.json"))
+        doc = dict(load_format(POOLS, target, missing="pass the --out directory of `thresher pools`, or its pools.json"))
     except InputError as exc:
         raise PoolError(str(exc)) from None
     if not isinstance(doc.get("pools"), list):

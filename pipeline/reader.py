@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import lzma
-import os
 import re
 import zlib
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ from thresher.pipeline.line_streams import CODECS, Lines, open_compressed
 from thresher.pipeline.parts import Part, ShardError
 from thresher.pipeline.read_rows import MISSING_TEXT, RAW_KEEP_BYTES, MalformedInput, ReadOptions, Rows, fail
 from thresher.pipeline.safety import inflate_limit
+from thresher.pipeline.storage import StorageError, at
 
 __all__ = ["RAW_KEEP_BYTES", "MalformedInput", "ReadOptions", "read_part"]
 
@@ -127,7 +127,7 @@ def _handle_line(line: bytes, row: int, part: Part, opts: ReadOptions, out: Rows
 
 
 def _read_jsonl(part: Part, opts: ReadOptions, out: Rows) -> None:
-    with open(part.path, "rb") as fh:
+    with at(part.path).open_input() as fh:
         if part.byte_start:
             fh.seek(part.byte_start)
         pos = part.byte_start or 0
@@ -147,9 +147,10 @@ def _read_jsonl(part: Part, opts: ReadOptions, out: Rows) -> None:
 def _read_jsonl_compressed(part: Part, opts: ReadOptions, out: Rows) -> None:
     """Rows of a gzip, bzip2, xz or zstd stream; a truncated or corrupt stream ends in one bad row saying where."""
     row = 0
-    budget = inflate_limit(os.path.getsize(part.path), opts.max_decompressed_bytes, opts.max_compression_ratio)
     try:
-        with open_compressed(part.path, part.fmt) as fh:
+        source = at(part.path)
+        budget = inflate_limit(source.stat().size, opts.max_decompressed_bytes, opts.max_compression_ratio)
+        with open_compressed(source, part.fmt) as fh:
             for line, _, whole, blanks in Lines(fh, opts.max_doc_bytes, budget):
                 row += blanks
                 if part.stop is not None and row >= part.stop:
@@ -158,7 +159,7 @@ def _read_jsonl_compressed(part: Part, opts: ReadOptions, out: Rows) -> None:
                     _handle_line(line, row, part, opts, out, whole)
                 row += 1
     except (EOFError, OSError, zlib.error, lzma.LZMAError, pa.ArrowException, ShardError) as exc:
-        if isinstance(exc, MalformedInput):
+        if isinstance(exc, (MalformedInput, StorageError)):
             raise
         codec = CODECS[part.fmt]
         kind = f"truncated {codec} stream" if isinstance(exc, EOFError) else f"unreadable {codec} stream"
@@ -196,8 +197,8 @@ def read_part(part: Part, opts: ReadOptions, rows: Iterable[int] | None = None) 
     out = Rows(only=frozenset(int(r) for r in rows) if rows is not None else None)
     try:
         _READERS[part.fmt](part, opts, out)
-    except MalformedInput:
-        raise
+    except (MalformedInput, StorageError):
+        raise  # a store that keeps failing is no property of the input: the task fails and is retried, then the job
     except OSError as exc:  # unreadable file: a link loop, a dangling link, permissions, an I/O error
         row = out.rows[-1] + 1 if out.rows else part.start
         reason = f"unreadable file: {exc.strerror or exc}"

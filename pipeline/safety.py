@@ -59,10 +59,19 @@ def check_relative(relative: str, what: str = "name") -> Path:
     return rel
 
 
-def safe_join(root: str | os.PathLike, relative: str) -> Path:
-    """`root / relative`, refusing absolute names, `..`, and links that lead out of `root`."""
+def safe_join(root: str | os.PathLike, relative: str):
+    """`root / relative`, refusing absolute names, `..`, and links that lead out of `root`.
+
+    A local root gives a `Path`; a URI root (`thresher.pipeline.storage.Location`) a Location
+    below it, where the name checks are the whole guard (object stores have no links).
+    """
+    from thresher.pipeline.storage import Location, place
+
     rel = check_relative(relative, "output name")
-    base = Path(root).resolve()
+    where = place(root)
+    if isinstance(where, Location):
+        return where / rel.as_posix()
+    base = Path(where).resolve()
     target = (base / rel).resolve()
     if target != base and base not in target.parents:
         raise UnsafePath(f"{relative!r} resolves to {target}, outside {base} (a link leads out of the output directory)")
@@ -82,7 +91,14 @@ def read_capped(path: str | os.PathLike, max_bytes: int = MAX_SPEC_BYTES, what: 
     The read is `thresher.metrics.files.read_limited`, the one capped reader every room uses.
     """
     from thresher.metrics.files import FormatError, read_limited
+    from thresher.pipeline.storage import Location, place
 
+    where = place(path)
+    if isinstance(where, Location):
+        data = where.read_bytes(max_bytes)
+        if len(data) > max_bytes:
+            raise InputTooLarge(f"{where}: {what} is larger than the {max_bytes}-byte cap; split it or raise the cap")
+        return data
     try:
         return read_limited(path, max_bytes, what)
     except FormatError:

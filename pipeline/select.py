@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from thresher.metrics.errors import InputError
 from thresher.pipeline import expression
 from thresher.pipeline import ledger as ledger_mod
-from thresher.pipeline.outputs import marker_path, write_json_atomic, write_part_file
+from thresher.pipeline.outputs import marker_path, read_parquet, write_json_atomic, write_part_file
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.shards import Part
+from thresher.pipeline.storage import place
 
 SHARDS = "shards"
 
@@ -30,7 +30,7 @@ class SelectError(InputError):
 
 
 def load_job(scored: Path) -> dict:
-    path = Path(scored) / "job.json"
+    path = place(scored) / "job.json"
     if not path.exists():
         raise SelectError(f"{scored}: no job.json; pass the --out directory of `thresher score`")
     job = json.loads(path.read_text())
@@ -57,16 +57,16 @@ def _drop_reasons(sidecar: pa.Table, where: str, mask: np.ndarray) -> list[str |
 
 
 def select_part(part: Part, out_dir: Path, scored: str, where: str, read: dict) -> dict:
-    scored_dir = Path(scored)
+    scored_dir = place(scored)
     opts = ReadOptions(**{**read, "carry": tuple(read.get("carry", ())), "keep_fields": True, "strict": False})
     docs = read_part(part, opts)
     good = docs.filter(pc.is_null(docs["__malformed"]))
     side_path = scored_dir / "sidecars" / f"{part.key}.parquet"
-    sidecar = pq.read_table(side_path) if side_path.exists() else pa.table({"id": pa.array([], pa.string())})
+    sidecar = read_parquet(side_path) if side_path.exists() else pa.table({"id": pa.array([], pa.string())})
     if sidecar.num_rows != good.num_rows or not sidecar["id"].equals(good["id"]):
         raise SelectError(f"{side_path}: sidecar rows do not match the input part {part.key}; did the input change?")
     old_ledger_path = scored_dir / "ledger" / f"{part.key}.parquet"
-    old = pq.read_table(old_ledger_path) if old_ledger_path.exists() else ledger_mod.ledger_table(
+    old = read_parquet(old_ledger_path) if old_ledger_path.exists() else ledger_mod.ledger_table(
         pa.array([], pa.string()), pa.array([], pa.string()), pa.array([], pa.string()))
     if sidecar.num_rows:
         mask = expression.evaluate(where, sidecar).to_numpy(zero_copy_only=False)

@@ -23,8 +23,10 @@ from thresher.pipeline.discovery import FORMATS, discover, printable_shard_id, s
 from thresher.pipeline.parts import Part, ShardError  # noqa: F401  (ShardError re-exported)
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.safety import MAX_DECOMPRESSED_BYTES, inflate_limit
+from thresher.pipeline.storage import Location, StorageError, at
 
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
+PLAN_THREADS = 32  # concurrent lookups when planning remote shards
 DEFAULT_PART_ROWS = 200_000
 _READ_CHUNK = 1 << 20  # the largest single read when cutting a jsonl file at line starts
 _INFLATE_CHUNK = 1 << 22  # the largest block inflated at once when counting a gzip shard's lines
@@ -34,7 +36,7 @@ _BLANK = b" \t\r\x0b\x0c"  # with the newline, what `bytes.isspace` calls blank 
 _DOC_MARKS = bytes(10 if b == 10 else 97 for b in range(256))  # newline stays, any other byte becomes "a"
 
 
-def _count_lines_at(path: Path, cut_every: int) -> list[tuple[int, int]]:
+def _count_lines_at(path: Path | Location, cut_every: int, size: int | None = None) -> list[tuple[int, int]]:
     """Byte offsets of line starts near every `cut_every` bytes, with their line numbers.
 
     Each cut is where reading up to the target and finishing the line there puts it;
@@ -42,8 +44,9 @@ def _count_lines_at(path: Path, cut_every: int) -> list[tuple[int, int]]:
     file, NUL bytes without a newline) holds no more memory than a short one.
     """
     cuts = [(0, 0)]
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
+    path = at(path)
+    size = path.stat().size if size is None else size
+    with path.open_input(_READ_CHUNK) as fh:
         line_no, pos = 0, 0
         target = cut_every
         while target < size:
@@ -68,7 +71,14 @@ def _count_lines_at(path: Path, cut_every: int) -> list[tuple[int, int]]:
     return cuts
 
 
-def _gz_line_count(path: Path, budget: int) -> tuple[int, int]:
+def _open_gzip(path: Location) -> gzip.GzipFile:
+    """A gzip stream, inflated as read: a local file directly, an object through buffered ranged reads."""
+    if path.local is not None:
+        return gzip.open(path.local, "rb")
+    return gzip.GzipFile(fileobj=path.open_input(), mode="rb")
+
+
+def _gz_line_count(path: Path | Location, budget: int) -> tuple[int, int]:
     """Lines and documents (non-blank lines) of a gzip shard, counted in one pass within an inflation budget.
 
     A broken stream counts what it could: the reader reports the break (or the
@@ -80,7 +90,7 @@ def _gz_line_count(path: Path, budget: int) -> tuple[int, int]:
     lines, docs, seen = 0, 0, 0
     open_line = False  # the line read so far has a non-blank byte
     try:
-        with gzip.open(path, "rb") as fh:
+        with _open_gzip(at(path)) as fh:
             while seen <= budget:
                 block = fh.read(_INFLATE_CHUNK)
                 if not block:
@@ -92,20 +102,22 @@ def _gz_line_count(path: Path, budget: int) -> tuple[int, int]:
                 if marks.size:
                     docs += int(np.count_nonzero(marks[:-1] > marks[1:])) + (open_line and marks[0] == 10)
                     open_line = bool(marks[-1] != 10)
+    except StorageError:
+        raise
     except (EOFError, OSError, zlib.error):
         pass
     return lines, docs + open_line
 
 
-def _jsonl_parts(shard_id: str, path: Path, size: int, part_bytes: int) -> list[Part]:
+def _jsonl_parts(shard_id: str, path: Location, size: int, part_bytes: int) -> list[Part]:
     """Byte ranges of about `part_bytes`, cut at line starts."""
-    bounds = _count_lines_at(path, part_bytes) + [(size, None)]
+    bounds = _count_lines_at(path, part_bytes, size) + [(size, None)]
     n = len(bounds) - 1
-    return [Part(shard_id, str(path), "jsonl", i, n, bounds[i][1], bounds[i + 1][1], bounds[i][0], bounds[i + 1][0])
+    return [Part(shard_id, path.uri, "jsonl", i, n, bounds[i][1], bounds[i + 1][1], bounds[i][0], bounds[i + 1][0])
             for i in range(n)]
 
 
-def _gzip_parts(shard_id: str, path: Path, size: int, part_rows: int, inflate_bytes: int) -> list[Part]:
+def _gzip_parts(shard_id: str, path: Location, size: int, part_rows: int, inflate_bytes: int) -> list[Part]:
     """Line ranges of one gzip stream: about `part_rows` documents each, at most `MAX_GZIP_PARTS` parts.
 
     A gzip stream cannot be entered midway, so a part inflates all the lines before
@@ -117,15 +129,17 @@ def _gzip_parts(shard_id: str, path: Path, size: int, part_rows: int, inflate_by
     wanted = max(1, min(MAX_GZIP_PARTS, -(-docs // part_rows)))
     stride = max(part_rows, -(-lines // wanted))
     n = max(1, -(-lines // stride))
-    return [Part(shard_id, str(path), "jsonl.gz", i, n, i * stride, (i + 1) * stride if i < n - 1 else None)
+    return [Part(shard_id, path.uri, "jsonl.gz", i, n, i * stride, (i + 1) * stride if i < n - 1 else None)
             for i in range(n)]
 
 
-def _parquet_parts(shard_id: str, path: Path, part_bytes: int) -> list[Part]:
+def _parquet_parts(shard_id: str, path: Location, part_bytes: int) -> list[Part]:
     """Runs of whole row groups of about `part_bytes` (uncompressed) each."""
-    p = str(path)
+    p = path.uri
     try:
-        meta = pq.ParquetFile(p).metadata
+        meta = pq.ParquetFile(p if path.local is not None else path.open_native()).metadata
+    except StorageError:
+        raise
     except Exception:  # unreadable footer: the reader quarantines the shard with the reason
         return [Part(shard_id, p, "parquet")]
     groups: list[list[int]] = [[]]
@@ -153,13 +167,15 @@ def _parquet_parts(shard_id: str, path: Path, part_bytes: int) -> list[Part]:
     return parts
 
 
-def _arrow_parts(shard_id: str, path: Path, part_bytes: int) -> list[Part]:
+def _arrow_parts(shard_id: str, path: Location, part_bytes: int) -> list[Part]:
     """Runs of whole record batches of an Arrow stream, about `part_bytes` each."""
-    p = str(path)
+    p = path.uri
     try:
-        with pa.memory_map(p) as src:
+        with path.open_native() as src:
             reader = pa.ipc.open_stream(src)
             sizes = [(b.num_rows, b.nbytes) for b in reader]
+    except StorageError:
+        raise
     except Exception:  # unreadable stream: the reader quarantines the shard with the reason
         return [Part(shard_id, p, "arrow")]
     groups: list[list[int]] = [[]]
@@ -180,33 +196,63 @@ def _arrow_parts(shard_id: str, path: Path, part_bytes: int) -> list[Part]:
     return parts
 
 
+def _shard_parts(shard_id: str, path: Location, fmt: str, size: int | None, part_bytes: int, part_rows: int,
+                 inflate_bytes: int) -> list[Part]:
+    """One shard's parts; `size` None means it could not be looked up (the reader then reports why)."""
+    if size is None:
+        return [Part(shard_id, path.uri, fmt)]
+    if fmt == "jsonl" and size > part_bytes:
+        return _jsonl_parts(shard_id, path, size, part_bytes)
+    if fmt == "jsonl.gz" and size * 4 > part_bytes:
+        return _gzip_parts(shard_id, path, size, part_rows, inflate_bytes)
+    if fmt == "parquet" and size > 0:
+        return _parquet_parts(shard_id, path, part_bytes)
+    if fmt == "arrow" and size > part_bytes:
+        return _arrow_parts(shard_id, path, part_bytes)
+    return [Part(shard_id, path.uri, fmt)]
+
+
+def _size(path: Location, sizes: dict[str, int | None] | None, shard_id: str) -> int | None:
+    if sizes is not None and shard_id in sizes:
+        return sizes[shard_id]
+    try:
+        return path.stat().size
+    except StorageError:
+        raise
+    except OSError:  # a link loop or dangling link: the reader quarantines the shard with the reason
+        return None
+
+
 def plan_parts(
-    shards: list[tuple[str, Path, str]],
+    shards: list[tuple[str, Path | Location, str]],
     part_bytes: int = DEFAULT_PART_BYTES,
     part_rows: int = DEFAULT_PART_ROWS,
     inflate_bytes: int = MAX_DECOMPRESSED_BYTES,
+    sizes: dict[str, int | None] | None = None,
 ) -> list[Part]:
-    """Cut shards into parts of at most about `part_bytes` bytes (or `part_rows` rows for gzip)."""
+    """Cut shards into parts of at most about `part_bytes` bytes (or `part_rows` rows for gzip).
+
+    `sizes` (shard id -> bytes, from discovery's listing) saves a lookup per shard. Remote
+    shards are planned by a pool of threads: a shard that must be read to be cut (a
+    large JSON-lines file, a Parquet footer) costs a round trip, and 100,000 of them in a
+    row would take minutes; the parts come back in shard order all the same.
+    """
     if part_bytes <= 0 or part_rows <= 0:
         raise ValueError("part_bytes and part_rows must be positive")
-    parts: list[Part] = []
-    for shard_id, path, fmt in shards:
-        try:
-            size = path.stat().st_size
-        except OSError:  # a link loop or dangling link: the reader quarantines the shard with the reason
-            parts.append(Part(shard_id, str(path), fmt))
-            continue
-        if fmt == "jsonl" and size > part_bytes:
-            parts.extend(_jsonl_parts(shard_id, path, size, part_bytes))
-        elif fmt == "jsonl.gz" and size * 4 > part_bytes:
-            parts.extend(_gzip_parts(shard_id, path, size, part_rows, inflate_bytes))
-        elif fmt == "parquet" and size > 0:
-            parts.extend(_parquet_parts(shard_id, path, part_bytes))
-        elif fmt == "arrow" and size > part_bytes:
-            parts.extend(_arrow_parts(shard_id, path, part_bytes))
-        else:
-            parts.append(Part(shard_id, str(path), fmt))
-    return parts
+    located = [(shard_id, at(path), fmt) for shard_id, path, fmt in shards]
+
+    def plan(item: tuple[str, Location, str]) -> list[Part]:
+        shard_id, path, fmt = item
+        return _shard_parts(shard_id, path, fmt, _size(path, sizes, shard_id), part_bytes, part_rows, inflate_bytes)
+
+    if any(loc.remote for _, loc, _ in located) and len(located) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=PLAN_THREADS) as pool:
+            planned = list(pool.map(plan, located))
+    else:
+        planned = [plan(item) for item in located]
+    return [part for parts in planned for part in parts]
 
 
 def iter_documents(

@@ -19,8 +19,17 @@ from thresher.metrics.errors import ThresherError
 from thresher.pipeline.manifest import complete_parts
 from thresher.pipeline.outputs import read_marker
 from thresher.pipeline.parts import Part
+from thresher.pipeline.storage import place
 
 PartFn = Callable[..., dict]
+
+
+def _with_storage(fn: Callable[..., Any], options: dict[str, Any], *args: Any) -> Any:
+    """Run `fn(*args)` with the driver's storage options as this worker's (every path a task resolves uses them)."""
+    from thresher.pipeline import storage
+
+    storage.configure(options)
+    return fn(*args)
 
 
 def progress(total: int, done: int, quiet: bool, *, unit: str = "part", desc: str = "parts"):
@@ -110,8 +119,11 @@ class RemoteTasks:
                  bounded: bool = True) -> None:
         import ray
 
+        from thresher.pipeline import storage
+
         self._ray = ray
-        self._remote = ray.remote(max_retries=max_retries, **(resources or {"num_cpus": 1}))(fn)
+        self._fn, self._options = fn, storage.current_options()
+        self._remote = ray.remote(max_retries=max_retries, **(resources or {"num_cpus": 1}))(_with_storage)
         self._limit = max(1, int(workers)) * 2 if bounded else None
         self._bar, self._on_result = bar, on_result
         self._pending: dict[Any, int] = {}
@@ -124,7 +136,7 @@ class RemoteTasks:
             self.poll(block=True)
         if self._errors:
             self._raise_first()
-        self._pending[self._remote.remote(*args)] = len(self._results)
+        self._pending[self._remote.remote(self._fn, self._options, *args)] = len(self._results)
         self._results.append(None)
 
     def poll(self, block: bool = False) -> int:
@@ -182,7 +194,7 @@ def run_remote(
 
 
 def _part_task(fn: PartFn, part_json: str, out_dir: str, kwargs: dict) -> dict:
-    return fn(Part.from_json(part_json), Path(out_dir), **kwargs)
+    return fn(Part.from_json(part_json), place(out_dir), **kwargs)
 
 
 def run_part_tasks(
@@ -226,5 +238,5 @@ def summarize_markers(out_dir: Path, markers: list[dict], extra: dict[str, Any] 
     rows_read = sum(m["rows_read"] for m in markers)
     ledger_mod.check_invariant(counts, rows_read)
     summary = {"parts": len(markers), "rows_read": rows_read, "ledger": counts, **(extra or {})}
-    write_json_atomic(summary, Path(out_dir) / "summary.json")
+    write_json_atomic(summary, place(out_dir) / "summary.json")
     return summary

@@ -14,11 +14,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from thresher.pipeline import ledger as ledger_mod
 from thresher.pipeline.engines.steps import LEDGER, MALFORMED, SIDECARS
-from thresher.pipeline.outputs import file_sha256, marker_path, part_file, read_marker, write_json_atomic, write_parquet_atomic
+from thresher.pipeline.outputs import (
+    file_sha256,
+    marker_path,
+    part_file,
+    read_marker,
+    read_parquet,
+    write_json_atomic,
+    write_parquet_atomic,
+)
 from thresher.pipeline.parts import Part
 from thresher.pipeline.reader import RAW_KEEP_BYTES, MalformedInput, ReadOptions, read_part
 
@@ -34,7 +41,7 @@ def mark_ids_seen_in_earlier_parts(out: Path, parts: list[Part], read: ReadOptio
     for i, p in enumerate(parts):
         path = part_file(out, LEDGER, p.key)
         if path.exists():
-            t = pq.read_table(path, columns=["id", "status", "reason"])
+            t = read_parquet(path, columns=["id", "status", "reason"])
             order = np.int64(i) * (1 << 32) + np.arange(t.num_rows, dtype=np.int64)
             tables.append(t.append_column("__order", pa.array(order)))
     if not tables:
@@ -68,7 +75,7 @@ def mark_ids_seen_in_earlier_parts(out: Path, parts: list[Part], read: ReadOptio
 def _rewrite_part_with_duplicates(out: Path, part: Part, read: ReadOptions, dups: dict[int, tuple[str, str]]) -> None:
     """Mark ledger positions `dups` malformed, drop them from the sidecar, quarantine them; marker last."""
     ledger_path = part_file(out, LEDGER, part.key)
-    ledger = pq.read_table(ledger_path)
+    ledger = read_parquet(ledger_path)
     status, reason = ledger["status"].to_pylist(), ledger["reason"].to_pylist()
     for pos, (_, why) in dups.items():
         status[pos], reason[pos] = "malformed", why
@@ -79,7 +86,7 @@ def _rewrite_part_with_duplicates(out: Path, part: Part, read: ReadOptions, dups
     ids = pa.array(sorted({doc_id for doc_id, _ in dups.values()}), pa.string())
     side_path = part_file(out, SIDECARS, part.key)
     if side_path.exists():
-        side = pq.read_table(side_path)
+        side = read_parquet(side_path)
         keep = pc.invert(pc.is_in(side["id"], value_set=ids))
         if not pc.all(keep).as_py():
             side = side.filter(keep)
@@ -88,7 +95,7 @@ def _rewrite_part_with_duplicates(out: Path, part: Part, read: ReadOptions, dups
             else:
                 side_path.unlink()
     q_path = part_file(out, MALFORMED, part.key)
-    old_q = pq.read_table(q_path) if q_path.exists() else None
+    old_q = read_parquet(q_path) if q_path.exists() else None
     have = set(old_q.filter(pc.starts_with(pc.fill_null(old_q["reason"], ""), CROSS_PART_DUPLICATE))["id"].to_pylist()) \
         if old_q is not None else set()
     if have != set(ids.to_pylist()):

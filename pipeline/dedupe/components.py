@@ -20,16 +20,17 @@ import pyarrow as pa
 
 from thresher.pipeline.dedupe.phases import bin_of, read_bin, write_bins
 from thresher.pipeline.dedupe.shingles import mix64
+from thresher.pipeline.storage import place
 
 _EDGE_SALT = np.uint64(0x2545F4914F6CDD1D)
 
 
 def ls_dir(cc: Path, r: int) -> Path:
-    return Path(cc) / f"r{r:03d}-ls"
+    return place(cc) / f"r{r:03d}-ls"
 
 
 def ss_dir(cc: Path, r: int) -> Path:
-    return Path(cc) / f"r{r:03d}-ss"
+    return place(cc) / f"r{r:03d}-ss"
 
 
 def edge_table(u: np.ndarray, v: np.ndarray) -> pa.Table:
@@ -67,7 +68,7 @@ def _read_pairs(directory: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 def large_star(key: str, cc: str, r: int, n_bins: int, ctx: dict | None = None) -> dict:
     """For node u with neighbours N(u): m = min(N(u) + u); link every neighbour v > u to m."""
-    node, nbr = _read_pairs(ls_dir(Path(cc), r), key)
+    node, nbr = _read_pairs(ls_dir(place(cc), r), key)
     if len(node) == 0:
         return {"edges_in": 0}
     starts, nodes, mins = _group_min(node, nbr)
@@ -75,13 +76,13 @@ def large_star(key: str, cc: str, r: int, n_bins: int, ctx: dict | None = None) 
     emit = nbr > node
     big, small = nbr[emit], m[emit]
     # small-star input: keyed by the larger endpoint, value the smaller
-    write_bins(edge_table(big, small), bin_of(big, n_bins), ss_dir(Path(cc), r), key)
+    write_bins(edge_table(big, small), bin_of(big, n_bins), ss_dir(place(cc), r), key)
     return {"edges_in": int(len(node))}
 
 
 def small_star(key: str, cc: str, r: int, n_bins: int, ctx: dict | None = None) -> dict:
     """For node u with its smaller neighbours S: m = min(S + u); link u and every v in S (but m) to m."""
-    node, nbr = _read_pairs(ss_dir(Path(cc), r), key)
+    node, nbr = _read_pairs(ss_dir(place(cc), r), key)
     if len(node) == 0:
         return {"edges": 0, "checksum": 0}
     starts, nodes, mins = _group_min(node, nbr)
@@ -92,7 +93,7 @@ def small_star(key: str, cc: str, r: int, n_bins: int, ctx: dict | None = None) 
     big = np.concatenate([nbr[keep], nodes])
     small = np.concatenate([m_rep[keep], mins])
     big, small = _unique_pairs(big, small)
-    write_both_ways(big, small, ls_dir(Path(cc), r + 1), key, n_bins)
+    write_both_ways(big, small, ls_dir(place(cc), r + 1), key, n_bins)
     with np.errstate(over="ignore"):
         checksum = int(np.sum(mix64(mix64(big.astype(np.uint64)) ^ (small.astype(np.uint64) * _EDGE_SALT)),
                               dtype=np.uint64))
@@ -101,7 +102,7 @@ def small_star(key: str, cc: str, r: int, n_bins: int, ctx: dict | None = None) 
 
 def labels_from_stars(key: str, cc: str, r: int) -> tuple[np.ndarray, np.ndarray]:
     """After convergence: (node, component min) for every node of this bin that has an edge."""
-    node, nbr = _read_pairs(ls_dir(Path(cc), r), key)
+    node, nbr = _read_pairs(ls_dir(place(cc), r), key)
     if len(node) == 0:
         return node, nbr
     starts, nodes, mins = _group_min(node, nbr)

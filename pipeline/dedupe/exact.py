@@ -5,13 +5,12 @@ groups (per bin)   equal digests -> representative and size -> `reps/`
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 
 from thresher.pipeline.dedupe.groups import make_uids, part_scores, sidecar, size_histogram, write_reps
 from thresher.pipeline.dedupe.phases import read_bin, write_bins
+from thresher.pipeline.storage import place
 
 
 def digests(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +38,7 @@ def hashes_task(key: str, ctx: dict) -> dict:
             "uid": pa.array(make_uids(i, pos), pa.int64())}
     if ctx.get("keep_by"):
         cols["score"] = pa.array(part_scores(ctx, i, pos), pa.float64())
-    write_bins(pa.table(cols), (h[:, 0] % np.uint64(ctx["bins"])).astype(np.int64), Path(ctx["work"]) / "exact", key)
+    write_bins(pa.table(cols), (h[:, 0] % np.uint64(ctx["bins"])).astype(np.int64), place(ctx["work"]) / "exact", key)
     return {"docs": int(len(pos))}
 
 
@@ -58,7 +57,7 @@ def exact_groups(hi: np.ndarray, lo: np.ndarray, uid: np.ndarray, score: np.ndar
 
 
 def groups_task(key: str, ctx: dict) -> dict:
-    t = read_bin(Path(ctx["work"]) / "exact", key)
+    t = read_bin(place(ctx["work"]) / "exact", key)
     if t is None:
         return {"groups": 0, "members": 0, "histogram": {}}
     score = t["score"].to_numpy() if "score" in t.column_names else None

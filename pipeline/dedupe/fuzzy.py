@@ -10,8 +10,6 @@ verify (per part)   exact Jaccard of each pair on the same shingles; pairs at or
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +22,7 @@ from thresher.pipeline.dedupe.stages import decode_bands
 from thresher.pipeline.outputs import read_arrow, write_arrow_atomic
 from thresher.pipeline.parts import Part
 from thresher.pipeline.reader import ReadOptions, read_part
+from thresher.pipeline.storage import place
 
 
 def bands_task(key: str, ctx: dict) -> dict:
@@ -35,7 +34,7 @@ def bands_task(key: str, ctx: dict) -> dict:
     uids = make_uids(i, np.flatnonzero(valid))
     flat = keys.ravel()
     t = pa.table({"key": pa.array(flat, pa.uint64()), "uid": pa.array(np.repeat(uids, ctx["lsh_bands"]), pa.int64())})
-    write_bins(t, (flat % np.uint64(ctx["bins"])).astype(np.int64), Path(ctx["work"]) / "bands", key)
+    write_bins(t, (flat % np.uint64(ctx["bins"])).astype(np.int64), place(ctx["work"]) / "bands", key)
     return {"docs": int(len(uids))}
 
 
@@ -62,16 +61,16 @@ def bucket_edges(key: np.ndarray, uid: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def buckets_task(key: str, ctx: dict) -> dict:
-    t = read_bin(Path(ctx["work"]) / "bands", key)
+    t = read_bin(place(ctx["work"]) / "bands", key)
     if t is None:
         return {"pairs": 0, "buckets": 0, "largest_bucket": 0}
     u, v, stats = bucket_edges(t["key"].to_numpy(), t["uid"].to_numpy())
     if ctx["verify"]:
-        work = Path(ctx["work"])
+        work = place(ctx["work"])
         write_bins(pa.table({"u": pa.array(u, pa.int64()), "v": pa.array(v, pa.int64())}), part_of(u), work / "cand", key)
         write_bins(pa.table({"v": pa.array(v, pa.int64())}), part_of(v), work / "need", key)
     else:
-        write_both_ways(u, v, ls_dir(Path(ctx["work"]) / "cc", 1), key, ctx["bins"])
+        write_both_ways(u, v, ls_dir(place(ctx["work"]) / "cc", 1), key, ctx["bins"])
     return {"pairs": int(len(u)), **stats}
 
 
@@ -120,7 +119,7 @@ def _part_texts(ctx: dict, i: int, positions: np.ndarray) -> pa.Array:
 
 def shingles_task(key: str, ctx: dict) -> dict:
     i = int(key)
-    work = Path(ctx["work"])
+    work = place(ctx["work"])
     cand = read_bin(work / "cand", key)
     need = read_bin(work / "need", key)
     if cand is None and need is None:
@@ -167,7 +166,7 @@ def jaccard(a: pa.ListArray, b: pa.ListArray, chunk_values: int = 1 << 21) -> np
 
 
 def verify_task(key: str, ctx: dict) -> dict:
-    work = Path(ctx["work"])
+    work = place(ctx["work"])
     half = read_bin(work / "half", key)
     if half is None:
         return {"candidates": 0, "verified": 0}

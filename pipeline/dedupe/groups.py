@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from thresher.pipeline import ledger as ledger_mod
 from thresher.pipeline.dedupe.components import labels_from_stars
 from thresher.pipeline.dedupe.phases import bin_name, bin_of, read_bin, write_bins
-from thresher.pipeline.outputs import marker_path, write_json_atomic, write_part_file
+from thresher.pipeline.outputs import marker_path, read_parquet, write_json_atomic, write_part_file
+from thresher.pipeline.storage import place
 
 POS_MASK = np.int64(0xFFFFFFFF)
 
@@ -44,8 +43,8 @@ def pkey(i: int) -> str:
 def sidecar(ctx: dict, i: int, columns: list[str] | None = None, source: str = "sig") -> pa.Table | None:
     """Part i's sidecar from the signature job (`sig`) or the score job (`score`), or None for an empty part."""
     root = ctx["sig_dir"] if source == "sig" else ctx["score_dir"]
-    path = Path(root) / "sidecars" / f"{ctx['parts'][i]}.parquet"
-    return pq.read_table(path, columns=columns) if path.exists() else None
+    path = place(root) / "sidecars" / f"{ctx['parts'][i]}.parquet"
+    return read_parquet(path, columns=columns) if path.exists() else None
 
 
 def part_scores(ctx: dict, i: int, positions: np.ndarray) -> np.ndarray:
@@ -84,36 +83,36 @@ def size_histogram(sizes_per_member: np.ndarray, rep: np.ndarray, uid: np.ndarra
 
 def write_reps(ctx: dict, uid: np.ndarray, rep: np.ndarray, size: np.ndarray, producer: str) -> None:
     t = pa.table({"uid": pa.array(uid, pa.int64()), "rep": pa.array(rep, pa.int64()), "size": pa.array(size, pa.int64())})
-    write_bins(t, part_of(rep), Path(ctx["work"]) / "reps", producer)
+    write_bins(t, part_of(rep), place(ctx["work"]) / "reps", producer)
 
 
 def labels_task(key: str, ctx: dict, rounds: int) -> dict:
     """Component labels of one bin of nodes, routed to the score join (keep_by) or straight to grouping."""
-    nodes, labels = labels_from_stars(key, str(Path(ctx["work"]) / "cc"), rounds)
+    nodes, labels = labels_from_stars(key, str(place(ctx["work"]) / "cc"), rounds)
     if len(nodes) == 0:
         return {"nodes": 0}
     t = pa.table({"uid": pa.array(nodes, pa.int64()), "label": pa.array(labels, pa.int64())})
     if ctx.get("keep_by"):
-        write_bins(t, part_of(nodes), Path(ctx["work"]) / "labels", key)
+        write_bins(t, part_of(nodes), place(ctx["work"]) / "labels", key)
     else:
-        write_bins(t, bin_of(labels, ctx["bins"]), Path(ctx["work"]) / "grouped", key)
+        write_bins(t, bin_of(labels, ctx["bins"]), place(ctx["work"]) / "grouped", key)
     return {"nodes": int(len(nodes))}
 
 
 def attach_scores_task(key: str, ctx: dict) -> dict:
     """Add each labelled document's keep_by score (read where the document lives), then bin by label."""
     i = int(key)
-    t = read_bin(Path(ctx["work"]) / "labels", key)
+    t = read_bin(place(ctx["work"]) / "labels", key)
     if t is None:
         return {"nodes": 0}
     uid = t["uid"].to_numpy()
     t = t.append_column("score", pa.array(part_scores(ctx, i, position_of(uid)), pa.float64()))
-    write_bins(t, bin_of(t["label"].to_numpy(), ctx["bins"]), Path(ctx["work"]) / "grouped", key)
+    write_bins(t, bin_of(t["label"].to_numpy(), ctx["bins"]), place(ctx["work"]) / "grouped", key)
     return {"nodes": int(t.num_rows)}
 
 
 def groups_task(key: str, ctx: dict) -> dict:
-    t = read_bin(Path(ctx["work"]) / "grouped", key)
+    t = read_bin(place(ctx["work"]) / "grouped", key)
     if t is None:
         return {"groups": 0, "members": 0, "histogram": {}}
     score = t["score"].to_numpy() if "score" in t.column_names else None
@@ -125,13 +124,13 @@ def groups_task(key: str, ctx: dict) -> dict:
 
 def rep_ids_task(key: str, ctx: dict) -> dict:
     """Replace representative numbers by their doc ids (read from the part that holds them)."""
-    t = read_bin(Path(ctx["work"]) / "reps", key)
+    t = read_bin(place(ctx["work"]) / "reps", key)
     if t is None:
         return {"members": 0}
     ids = sidecar(ctx, int(key), ["id"])["id"]
     rep = t["rep"].to_numpy()
     out = pa.table({"uid": t["uid"], "rep": t["rep"], "rep_id": ids.take(pa.array(position_of(rep))), "size": t["size"]})
-    write_bins(out, part_of(t["uid"].to_numpy()), Path(ctx["work"]) / "final", key)
+    write_bins(out, part_of(t["uid"].to_numpy()), place(ctx["work"]) / "final", key)
     return {"members": int(out.num_rows)}
 
 
@@ -139,11 +138,11 @@ def finish_task(key: str, ctx: dict) -> dict:
     """Write part i's sidecar (id, duplicate_of, dup_group) and its ledger, then the part's marker."""
     i = int(key)
     part_key = ctx["parts"][i]
-    out = Path(ctx["out"])
+    out = place(ctx["out"])
     side = sidecar(ctx, i, ["id"])
     n = side.num_rows if side is not None else 0
     ids = side["id"] if side is not None else pa.chunked_array([], pa.string())
-    t = read_bin(Path(ctx["work"]) / "final", key)
+    t = read_bin(place(ctx["work"]) / "final", key)
     src = np.full(n, -1, np.int64)
     group = np.ones(n, np.int64)
     rep_ids = pa.array([], pa.string())
@@ -156,8 +155,8 @@ def finish_task(key: str, ctx: dict) -> dict:
         rep_ids = t["rep_id"].combine_chunks()
     duplicate_of = rep_ids.take(pa.array(src, mask=src < 0)) if n else pa.array([], pa.string())
     sc = pa.table({"id": ids, "duplicate_of": duplicate_of.cast(pa.string()), "dup_group": pa.array(group, pa.int64())})
-    base = Path(ctx["base_dir"]) / "ledger" / f"{part_key}.parquet"
-    old = pq.read_table(base) if base.exists() else ledger_mod.ledger_table(
+    base = place(ctx["base_dir"]) / "ledger" / f"{part_key}.parquet"
+    old = read_parquet(base) if base.exists() else ledger_mod.ledger_table(
         pa.array([], pa.string()), pa.array([], pa.string()), pa.array([], pa.string()))
     if n:
         where = pc.index_in(old["id"], value_set=sc["id"].combine_chunks())

@@ -36,6 +36,7 @@ from thresher.pipeline.manifest import (
 from thresher.pipeline.outputs import write_json_atomic
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS
+from thresher.pipeline.storage import at, place
 from thresher.pipeline.tasks import summarize_markers
 
 METHODS = ("exact", "minhash", "semantic")
@@ -112,7 +113,7 @@ def lsh_params(job: DedupeJob) -> tuple[int, int]:
 
 def _resolve_input(job: DedupeJob) -> tuple[str, ReadOptions, int, int, Path | None]:
     """A `thresher score` output stands for its input; its sidecars then provide --keep-by columns."""
-    path = Path(job.input)
+    path = place(job.input)
     manifest = path / "job.json"
     if path.is_dir() and manifest.exists():
         spec = json.loads(manifest.read_text())
@@ -177,7 +178,7 @@ class _Phases:
 
 def _components(ph: _Phases, bins: list[str]) -> int:
     """Large-star / small-star rounds until a round leaves the graph unchanged; returns the last round."""
-    cc = str(Path(ph.ctx["work"]) / "cc")
+    cc = str(place(ph.ctx["work"]) / "cc")
     last = None
     for r in range(1, MAX_ROUNDS + 1):
         ph.run(f"cc-r{r:03d}-large", bins, components.large_star, cc=cc, r=r, n_bins=ph.ctx["bins"])
@@ -193,10 +194,15 @@ def _check_keep_by(job: DedupeJob, score_dir: Path | None) -> None:
     """--keep-by must name a column of the score output's sidecars, checked before any work."""
     if not job.keep_by or score_dir is None:
         return
-    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
 
     side = score_dir / "sidecars"
-    names = pads.dataset(side, format="parquet").schema.names if side.is_dir() else []
+    first = next((e.location for e in at(side).files() if e.relative.endswith(".parquet")), None) if side.is_dir() else None
+    if first is None:
+        names = []
+    else:
+        with first.open_native() as fh:
+            names = pq.read_schema(fh).names
     if job.keep_by not in names:
         raise DedupeError(f"--keep-by {job.keep_by!r} is not a column of {side} (columns: {', '.join(names)})")
 
@@ -275,7 +281,7 @@ def _params(job: DedupeJob, bands: int, rows: int) -> dict:
 def run_dedupe(job: DedupeJob) -> dict:
     """Run (or resume) a dedupe job; returns the summary (also written to summary.json)."""
     job.validate()
-    out = Path(job.out_dir)
+    out = place(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     src, read, part_bytes, part_rows, score_dir = _resolve_input(job)

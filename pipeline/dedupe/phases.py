@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from thresher.pipeline.dedupe.shingles import mix64
 from thresher.pipeline.outputs import read_arrow, safe_join, write_arrow_atomic, write_json_atomic
+from thresher.pipeline.storage import at, place
 from thresher.pipeline.tasks import progress, run_remote
 
 MARKERS = "_complete"
@@ -54,10 +55,12 @@ def write_bins(table: pa.Table, bins: np.ndarray, directory: Path, producer: str
 
 def read_bin(directory: Path, k: int | str, columns: list[str] | None = None) -> pa.Table | None:
     """All files of one bin, in producer order, or None when nothing was written to it."""
-    d = Path(directory) / (bin_name(k) if isinstance(k, (int, np.integer)) else k)
+    d = place(directory) / (bin_name(k) if isinstance(k, (int, np.integer)) else k)
     if not d.is_dir():
         return None
-    files = sorted(p for p in d.glob("*.arrow") if not p.name.startswith("."))
+    files = sorted((e.location for e in at(d).files()
+                    if e.relative.endswith(".arrow") and "/" not in e.relative and not e.relative.startswith(".")),
+                   key=lambda loc: loc.name)
     if not files:
         return None
     return pa.concat_tables([read_arrow(f, columns) for f in files])
@@ -67,13 +70,13 @@ def _run_one(fn: Callable[..., dict], marker: str, key: str, kwargs: dict) -> di
     t0 = time.perf_counter()
     result = fn(key, **kwargs)
     result = {"key": key, "seconds": round(time.perf_counter() - t0, 4), **(result or {})}
-    write_json_atomic(result, Path(marker))
+    write_json_atomic(result, place(marker))
     return result
 
 
 def task_marker(work: Path, phase: str, key: str) -> Path:
     """Where task `key` of `phase` records that it finished (and its small result)."""
-    return safe_join(Path(work) / phase / MARKERS, f"{key}.json")
+    return safe_join(place(work) / phase / MARKERS, f"{key}.json")
 
 
 def forget_task(work: Path, phase: str, key: str) -> None:

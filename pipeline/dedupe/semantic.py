@@ -9,7 +9,7 @@ within (per bin)   per cluster, order members by what to keep first (farthest fr
 """
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +18,8 @@ from thresher.pipeline.dedupe.groups import make_uids, part_scores, sidecar, siz
 from thresher.pipeline.dedupe.phases import read_bin, write_bins
 from thresher.pipeline.dedupe.shingles import mix64
 from thresher.pipeline.dedupe.stages import decode_embeddings
+from thresher.pipeline.outputs import write_bytes_atomic
+from thresher.pipeline.storage import at, place
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -49,10 +51,9 @@ def fit_task(key: str, ctx: dict) -> dict:
     x = _unit(np.concatenate(rows))
     k = int(min(ctx["clusters"], len(x)))
     centroids = fit_prototypes(x, k, seed=ctx["seed"]).centroids.astype(np.float32)
-    path = Path(ctx["work"]) / "semantic-centroids.npy"
-    tmp = path.with_name(".centroids.tmp.npy")
-    np.save(tmp, centroids, allow_pickle=False)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    np.save(buf, centroids, allow_pickle=False)
+    write_bytes_atomic(buf.getvalue(), place(ctx["work"]) / "semantic-centroids.npy")
     return {"clusters": k, "sample": int(len(x))}
 
 
@@ -61,7 +62,7 @@ def assign_task(key: str, ctx: dict) -> dict:
     side = sidecar(ctx, i, ["embedding"])
     if side is None:
         return {"docs": 0}
-    c = np.load(Path(ctx["work"]) / "semantic-centroids.npy", allow_pickle=False)
+    c = np.load(io.BytesIO(at(place(ctx["work"]) / "semantic-centroids.npy").read_bytes()), allow_pickle=False)
     emb = side["embedding"].combine_chunks()
     x = _unit(decode_embeddings(emb))
     cluster = np.empty(len(x), np.int64)
@@ -75,7 +76,7 @@ def assign_task(key: str, ctx: dict) -> dict:
             "dist": pa.array(dist, pa.float64()), "embedding": emb}
     if ctx.get("keep_by"):
         cols["score"] = pa.array(part_scores(ctx, i, pos), pa.float64())
-    write_bins(pa.table(cols), cluster % ctx["bins"], Path(ctx["work"]) / "semantic", key)
+    write_bins(pa.table(cols), cluster % ctx["bins"], place(ctx["work"]) / "semantic", key)
     return {"docs": int(len(x))}
 
 
@@ -113,7 +114,7 @@ def greedy_duplicates(x: np.ndarray, threshold: float, block: int = 2048) -> np.
 
 
 def within_task(key: str, ctx: dict) -> dict:
-    t = read_bin(Path(ctx["work"]) / "semantic", key)
+    t = read_bin(place(ctx["work"]) / "semantic", key)
     if t is None:
         return {"groups": 0, "members": 0, "histogram": {}}
     uid = t["uid"].to_numpy()

@@ -9,25 +9,26 @@ finalize task that puts the chunks in row order and writes the outputs and marke
 """
 from __future__ import annotations
 
-import shutil
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from thresher.pipeline import storage
 from thresher.pipeline.engines.steps import MapWork, apply_stage, secs_column, write_part_outputs
-from thresher.pipeline.outputs import TMP, safe_join, write_parquet_atomic
+from thresher.pipeline.outputs import TMP, read_parquet, remove_tree, safe_join, write_parquet_atomic
 from thresher.pipeline.parts import Part
 from thresher.pipeline.reader import MalformedInput, ReadOptions, read_part
 from thresher.pipeline.stage import Stage
 from thresher.pipeline.tasks import RemoteTasks, keep_message, original_error, progress, run_remote
 
 
-def read_step(batch: pa.Table, read: ReadOptions, batch_rows: int) -> Iterator[pa.Table]:
+def read_step(batch: pa.Table, read: ReadOptions, batch_rows: int,
+              storage_options: dict | None = None) -> Iterator[pa.Table]:
     """Each part named in `batch` as row batches tagged with the part's key and row count."""
+    if storage_options is not None:
+        storage.configure(storage_options)
     for part_json in batch["part"].to_pylist():
         part = Part.from_json(part_json)
         with keep_message():
@@ -73,8 +74,11 @@ class StageActor:
             stage.teardown()
 
 
-def write_step(batch: pa.Table, tmp_root: str, stage_names: list[str]) -> pa.Table:
+def write_step(batch: pa.Table, tmp_root: str, stage_names: list[str],
+               storage_options: dict | None = None) -> pa.Table:
     """Spill the batch's rows per part to chunk files; return one small report row per part."""
+    if storage_options is not None:
+        storage.configure(storage_options)
     with keep_message():
         return _spill(batch, tmp_root, stage_names)
 
@@ -107,18 +111,20 @@ def finalize_part(out_dir: str, part_json: str, stages: list[Stage], carry: tupl
                   stage_secs: dict[str, float]) -> dict:
     """Assemble a part's chunks in row order, write its outputs and then its marker."""
     part = Part.from_json(part_json)
-    out = Path(out_dir)
+    out = storage.place(out_dir)
     chunk_dir = safe_join(out, f"{TMP}/{part.key}")
-    chunks = sorted(chunk_dir.glob("*.parquet")) if chunk_dir.is_dir() else []
+    chunks = [e.location for e in storage.at(chunk_dir).files()
+              if e.relative.endswith(".parquet") and "/" not in e.relative and not e.relative.startswith(".")] \
+        if chunk_dir.is_dir() else []
     table = None
     if chunks:
-        table = pa.concat_tables([pq.read_table(c) for c in chunks], promote_options="permissive")
+        table = pa.concat_tables([read_parquet(c) for c in chunks], promote_options="permissive")
         table = table.sort_by("__row")
         rows = table["__row"].to_numpy()
         if len(rows) and (len(set(rows.tolist())) != len(rows)):
             raise RuntimeError(f"part {part.key}: overlapping chunks in {chunk_dir}; rerun to redo the part")
     marker = write_part_outputs(out, part, table, stages, carry, stage_secs)
-    shutil.rmtree(chunk_dir, ignore_errors=True)
+    remove_tree(chunk_dir)
     return marker
 
 
@@ -127,7 +133,9 @@ def _dataset(work: MapWork, pending: list[Part]):
     import ray.data
 
     ds = ray.data.from_items([{"part": p.to_json()} for p in pending], override_num_blocks=len(pending))
-    ds = ds.map_batches(read_step, fn_kwargs={"read": work.read, "batch_rows": work.batch_rows}, batch_size=1,
+    options = storage.current_options()
+    ds = ds.map_batches(read_step, fn_kwargs={"read": work.read, "batch_rows": work.batch_rows, "storage_options": options},
+                        batch_size=1,
                         batch_format="pyarrow", compute=ray.data.TaskPoolStrategy(size=work.workers), num_cpus=1)
     for stage in work.stages:
         res = stage.resources.ray_args()
@@ -137,8 +145,9 @@ def _dataset(work: MapWork, pending: list[Part]):
         else:
             ds = ds.map_batches(stage_task, fn_kwargs={"stage": stage}, batch_size=None, batch_format="pyarrow",
                                 compute=ray.data.TaskPoolStrategy(size=work.workers), **res)
-    return ds.map_batches(write_step, fn_kwargs={"tmp_root": str(Path(work.out_dir) / TMP),
-                                                 "stage_names": [s.name for s in work.stages]},
+    return ds.map_batches(write_step, fn_kwargs={"tmp_root": str(storage.at(work.out_dir) / TMP),
+                                                 "stage_names": [s.name for s in work.stages],
+                                                 "storage_options": options},
                           batch_size=None, batch_format="pyarrow", compute=ray.data.TaskPoolStrategy(size=work.workers),
                           num_cpus=1)
 

@@ -8,7 +8,6 @@ with setup is set up at the start of each part and torn down at its end.
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,6 +16,7 @@ from thresher.pipeline.engines.steps import MapWork, apply_stage, secs_column, s
 from thresher.pipeline.parts import Part
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.stage import Resources, Stage
+from thresher.pipeline.storage import place
 from thresher.pipeline.tasks import progress, run_remote
 
 
@@ -36,7 +36,7 @@ def process_part(out_dir: str, part_json: str, stages: list[Stage], read: ReadOp
                 batch = batch.drop_columns([col])
             pieces.append(batch.drop_columns(["text"]))
     whole = pa.concat_tables(pieces).combine_chunks() if pieces else None
-    return write_part_outputs(Path(out_dir), part, whole, stages, read.carry, dict(secs))
+    return write_part_outputs(place(out_dir), part, whole, stages, read.carry, dict(secs))
 
 
 def task_resources(stages: list[Stage]) -> dict:

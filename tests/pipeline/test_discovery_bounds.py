@@ -205,7 +205,9 @@ def _record_reads(monkeypatch: pytest.MonkeyPatch, limit: int) -> list[int]:
     def recording_open(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         return _ReadRecorder(real_open(path, mode, *args, **kwargs), limit, sizes)
 
-    monkeypatch.setattr(shards, "open", recording_open, raising=False)
+    from thresher.pipeline.storage import location  # every file is opened through its Location
+
+    monkeypatch.setattr(location, "open", recording_open, raising=False)
     return sizes
 
 
