@@ -1,4 +1,10 @@
-"""`thresher classifier train` and `thresher fluency train`: fit the reference models that scorers load."""
+"""`thresher classifier train` and `thresher fluency train`: fit the reference models that scorers load.
+
+--out may be a local path or a URI: the model's bytes come from its own writer (`to_bytes`) and
+go up as one object; a local path is written as it always was (`save`: temporary name, then
+rename). The documents to train on are read by `thresher.pipeline.shards.iter_documents`, so
+they take what that reader takes.
+"""
 from __future__ import annotations
 
 import argparse
@@ -75,6 +81,7 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 
 def run_classifier_train(args: argparse.Namespace) -> int:
+    from thresher.jobs.embedding_files import commit, place
     from thresher.metrics.classifier import QualityClassifier
 
     _positive_int("--max-docs", args.max_docs)
@@ -86,7 +93,7 @@ def run_classifier_train(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name} {path}: found {len(docs)} documents with a {args.text_field!r} field; need at least 2")
     _say(args, f"training on {len(pos)} positives (of {n_pos}) and {len(neg)} negatives (of {n_neg})")
     model = QualityClassifier(n_features=2**args.hash_bits, C=args.C, seed=args.seed).fit(pos, neg)
-    out = model.save(args.out)
+    out = commit(place(args.out), model.to_bytes())
     if model.validation_:
         v = model.validation_
         _say(args, f"held-out ({v['n']} docs): AUC {v['auc']:.3f}, accuracy {v['accuracy']:.3f}")
@@ -97,6 +104,7 @@ def run_classifier_train(args: argparse.Namespace) -> int:
 
 
 def run_fluency_train(args: argparse.Namespace) -> int:
+    from thresher.jobs.embedding_files import commit, place
     from thresher.metrics.fluency import FluencyModel
 
     _positive_int("--max-docs", args.max_docs)
@@ -127,7 +135,9 @@ def run_fluency_train(args: argparse.Namespace) -> int:
         model.calibrate(sample, (lo, hi))
         c = model.cutoffs_
         _say(args, f"head/middle/tail cutoffs from {len(sample)} docs: perplexity {c[0]:.1f} / {c[1]:.1f}")
-    out = model.save(args.out)
+    where = place(args.out)
+    # Locally the .npz streams to its file (it can be large); remotely its bytes go up as one object.
+    out = str(model.save(where)) if isinstance(where, Path) else commit(where, model.to_bytes())
     _say(args, f"trained in {time.perf_counter() - t0:.1f}s; use it with:")
     _say(args, f"  thresher score INPUT --scorers fluency --scorer-option fluency.model={out}")
     print(out)
@@ -148,7 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--positives", required=True, help="reference pool: file, directory or glob of jsonl/jsonl.gz/parquet/HF dataset")
     t.add_argument("--negatives", required=True, help="random raw documents, same formats")
-    t.add_argument("--out", required=True, type=Path, help="where to write the model (JSON)")
+    t.add_argument("--out", required=True, help="where to write the model (JSON): a path or a URI")
     t.add_argument("--text-field", default="text", help="field holding the document text (default: text)")
     t.add_argument("--max-docs", type=int, default=None, help="random sample at most N documents per side")
     t.add_argument("--hash-bits", type=int, default=20, choices=range(10, 25), metavar="{10..24}", help="log2 hash buckets (default 20)")
@@ -167,7 +177,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=fmt,
     )
     f.add_argument("--reference", required=True, help="reference pool: file, directory or glob")
-    f.add_argument("--out", required=True, type=Path, help="where to write the model (.npz)")
+    f.add_argument("--out", required=True, help="where to write the model (.npz): a path or a URI")
     f.add_argument("--order", type=int, default=3, choices=range(1, 9), metavar="{1..8}", help="n-gram order (default 3)")
     f.add_argument("--min-count", type=int, default=2, help="words rarer than this become <unk> (default 2)")
     f.add_argument("--text-field", default="text", help="field holding the document text (default: text)")

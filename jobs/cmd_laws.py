@@ -1,4 +1,11 @@
-"""`thresher fit | predict | plan | frontier`: utility laws from pilot runs to a curation plan."""
+"""`thresher fit | predict | plan | frontier`: utility laws from pilot runs to a curation plan.
+
+Observation tables, fit files and `fit`/`predict` outputs may be local paths or URIs: they are
+read and written here through `thresher.pipeline.storage` (`embedding_files`), and the maths
+rooms get bytes and give bytes back. `plan` and `frontier` write through `planning_files`
+and `thresher.mixtures.plots`, which take local paths only so far: their --pools, --out and
+--plot refuse a URI in one line.
+"""
 from __future__ import annotations
 
 import argparse
@@ -93,9 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Fit a repetition-aware utility law to an observation table (CSV or Parquet) "
                                    "and save it as JSON.",
                        epilog=FIT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("observations", help="CSV or Parquet table of training runs")
+    p.add_argument("observations", help="CSV or Parquet table of training runs (a path or a URI)")
     p.add_argument("--law", default="overfit", help="law name: goyal, muennighoff, overfit (default overfit)")
-    p.add_argument("--out", required=True, help="where to write the fit (JSON)")
+    p.add_argument("--out", required=True, help="where to write the fit (JSON): a path or a URI")
     _add_table_options(p)
     g = p.add_argument_group("fitting")
     g.add_argument("--law-option", action="append", metavar="KEY=VALUE",
@@ -114,9 +121,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict values of runs with a saved fit",
                        description="Add a `predicted` column to an observation table using a saved fit.",
                        epilog=PREDICT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("observations", help="CSV or Parquet table of runs (value column optional)")
-    p.add_argument("--fit", required=True, help="fit JSON written by `thresher fit`")
-    p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
+    p.add_argument("observations", help="CSV or Parquet table of runs (value column optional; a path or a URI)")
+    p.add_argument("--fit", required=True, help="fit JSON written by `thresher fit` (a path or a URI)")
+    p.add_argument("--out", required=True, help="output table (.csv or .parquet; a path or a URI)")
     p.add_argument("--level", type=float, default=0.9, help="interval level with bootstrap draws (default 0.9)")
     _add_table_options(p)
     p.set_defaults(handler=run_predict)
@@ -140,7 +147,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_plan_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--fit", required=True, help="fit JSON written by `thresher fit`")
+    p.add_argument("--fit", required=True, help="fit JSON written by `thresher fit` (a path or a URI)")
     p.add_argument("--pools", required=True,
                    help="output directory of `thresher pools`, or a pools.json: {\"unit\": ..., \"pools\": "
                         "[{\"name\", \"unique\"}, ...]}")
@@ -153,23 +160,64 @@ def _add_plan_options(p: argparse.ArgumentParser) -> None:
 
 
 def _load_obs(args: argparse.Namespace, require_value: bool = True):
-    from thresher.mixtures.observations import load_observations
-
+    """The observation table named on the command line (a path or a URI), through the column mapping."""
     where = _pairs(args.where, "--where", numeric=False)
     where = {k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in where.items()}
-    return load_observations(args.observations, args.columns, pool=args.pool, unit=args.unit, where=where or None,
-                             require_value=require_value)
+    return load_run_table(args.observations, args.columns, pool=args.pool, unit=args.unit, where=where,
+                          require_value=require_value)
+
+
+def load_run_table(path: str, columns: Any, *, pool: str | None = None, unit: str = "tokens",
+                   where: dict | None = None, require_value: bool = True):
+    """Observations from a run table at a path or a URI: read here within its size limit, mapped by `mixtures`."""
+    from thresher.jobs.embedding_files import place, read_capped, shown
+    from thresher.metrics.errors import InputError
+    from thresher.mixtures.observation_files import MAX_BYTES, ObservationError, is_parquet_name, read_table_data
+    from thresher.mixtures.observations import observations_from_run_table
+    from thresher.pipeline.storage import StorageError
+
+    file = place(path)
+    source = shown(file)
+    parquet = is_parquet_name(file.name)
+    try:
+        data = read_capped(file, MAX_BYTES, "observation table")
+    except FileNotFoundError:
+        raise ObservationError(f"{source}: no such file") from None
+    except InputError as exc:  # over the size limit
+        raise ObservationError(str(exc)) from None
+    except StorageError:
+        raise  # the store failed (throttled, unreachable): not a problem of the table
+    except OSError as exc:
+        raise ObservationError(f"{source}: cannot read as {'Parquet' if parquet else 'CSV'}: {exc}") from exc
+    return observations_from_run_table(read_table_data(data, source, parquet), source, columns, pool=pool, unit=unit,
+                                       where=where, require_value=require_value)
 
 
 def _load_fit(path: str):
-    from thresher.mixtures.fitted_law import FittedLaw
+    """A fit file (a path or a URI), within the fit format's size limit."""
+    from thresher.jobs.embedding_files import place, read_capped, shown
+    from thresher.mixtures.fitted_law import FORMAT, MISSING, FittedLaw
 
-    return FittedLaw.load(path)
+    where = place(path)
+    return FittedLaw.from_bytes(read_capped(where, FORMAT.max_bytes, FORMAT.what, missing=MISSING), shown(where))
+
+
+def _fit_path(args: argparse.Namespace) -> str | None:
+    """What a plan records of its fit with --link-fit: the absolute path, or the URI."""
+    from thresher.jobs.embedding_files import place, shown
+
+    if not args.link_fit:
+        return None
+    where = place(args.fit)
+    return str(where.resolve()) if isinstance(where, Path) else shown(where)
+
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    from thresher.jobs.embedding_files import commit, place
     from thresher.mixtures.fitting import fit
 
+    out_path = place(args.out)
     obs = _load_obs(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the fit's notes are printed below
@@ -177,7 +225,7 @@ def run_fit(args: argparse.Namespace) -> int:
                      fixed=_pairs(args.fix, "--fix"), init=_pairs(args.init, "--init"), grid=args.grid,
                      max_starts=args.max_starts, two_stage=args.two_stage, drop_early_frac=args.drop_early,
                      bootstrap=args.bootstrap, seed=args.seed)
-    out = fitted.save(args.out)
+    out = commit(out_path, fitted.to_bytes())
     m = fitted.metrics
     say(args, f"law {fitted.law_name} on {fitted.n_obs} rows ({fitted.n_runs} runs, pools: {', '.join(fitted.pools)}); "
               f"{fitted.n_starts} starts, {fitted.share_at_best:.0%} reached the best; {fitted.seconds:.1f}s")
@@ -198,8 +246,10 @@ def run_predict(args: argparse.Namespace) -> int:
     import numpy as np
     import pyarrow as pa
 
-    from thresher.mixtures.observation_files import write_table
+    from thresher.jobs.embedding_files import commit, place
+    from thresher.mixtures.observation_files import is_parquet_name, table_bytes
 
+    out_path = place(args.out)
     fitted = _load_fit(args.fit)
     if args.unit != fitted.unit:
         say(args, f"note: the fit's unit is {fitted.unit}, the table's is {args.unit}")
@@ -209,7 +259,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if fitted.bootstrap is not None:
         lo, hi = fitted.predict_interval(obs, args.level)
         table = table.append_column("predicted_low", pa.array(lo)).append_column("predicted_high", pa.array(hi))
-    out = write_table(table, args.out)
+    out = commit(out_path, table_bytes(table, is_parquet_name(out_path.name)))
     if not np.isnan(obs.value).all():
         ok = ~np.isnan(obs.value)
         mape = float(np.mean(np.abs(pred[ok] - obs.value[ok]) / obs.value[ok]))
@@ -226,16 +276,36 @@ def _pools_and_params(args: argparse.Namespace):
     return pools, unit, params
 
 
+def _plan_outputs(args: argparse.Namespace) -> tuple[str, str | None]:
+    """--out and --plot of plan and frontier: local paths or URIs."""
+    return args.out, args.plot
+
+
+def _plot_to(draw, target: str):
+    """Draw a figure to a local path, or to memory and then up to a URI (the plotting room takes no URIs)."""
+    import io
+
+    from thresher.jobs.embedding_files import commit, place
+
+    where = place(target)
+    if isinstance(where, Path):
+        return draw(where)
+    buf = io.BytesIO()
+    draw(buf)
+    return commit(where, buf.getvalue())
+
+
 def run_plan(args: argparse.Namespace) -> int:
     from thresher.jobs.planning_files import save_plan
     from thresher.mixtures.planning import plan
 
+    out_path, plot_path = _plan_outputs(args)
     fitted = _load_fit(args.fit)
     pools, unit, params = _pools_and_params(args)
     budget = parse_amount(args.budget)
     p = plan(fitted, pools, budget, params=params, max_epochs=args.max_epochs, unit=unit, level=args.level,
-             n_runner_ups=args.runner_ups, fit_path=str(Path(args.fit).resolve()) if args.link_fit else None)
-    out = save_plan(p, args.out)
+             n_runner_ups=args.runner_ups, fit_path=_fit_path(args))
+    out = save_plan(p, out_path)
     ival = f" [{p.interval[0]:.4g}, {p.interval[1]:.4g}]" if p.interval else ""
     say(args, f"budget {budget:.4g} {unit}: predicted {p.predicted:.4g}{ival} ({p.label}, {p.candidates} candidates)")
     for row in p.pool_rows():
@@ -248,7 +318,7 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.plot:
         from thresher.mixtures.plots import plot_plan
 
-        outputs["plot"] = plot_plan(p, args.plot)
+        outputs["plot"] = _plot_to(lambda where: plot_plan(p, where), plot_path)
     print_outputs(outputs)
     return 0
 
@@ -257,16 +327,17 @@ def run_frontier(args: argparse.Namespace) -> int:
     from thresher.jobs.planning_files import save_frontier
     from thresher.mixtures.planning import frontier
 
+    out_path, plot_path = _plan_outputs(args)
     fitted = _load_fit(args.fit)
     pools, unit, params = _pools_and_params(args)
     budgets = [parse_amount(b) for b in args.budgets.split(",") if b.strip()]
     if not budgets:
         raise UsageError("--budgets lists no budget")
     fr = frontier(fitted, pools, budgets, params=params, max_epochs=args.max_epochs, level=args.level,
-                  fit_path=str(Path(args.fit).resolve()) if args.link_fit else None)
+                  fit_path=_fit_path(args))
     for p in fr.plans:
         p.unit = unit
-    out = save_frontier(fr, args.out)
+    out = save_frontier(fr, out_path)
     for b, p in zip(fr.budgets, fr.plans):
         mix = ", ".join(f"{r['name']} {r['weight']:.2f}x{r['epochs']:.1f}ep" for r in p.pool_rows())
         say(args, f"  {b:>12.4g}  predicted {p.predicted:.4g}  {mix}")
@@ -276,6 +347,6 @@ def run_frontier(args: argparse.Namespace) -> int:
     if args.plot:
         from thresher.mixtures.plots import plot_frontier
 
-        outputs["plot"] = plot_frontier(fr, args.plot)
+        outputs["plot"] = _plot_to(lambda where: plot_frontier(fr, where), plot_path)
     print_outputs(outputs)
     return 0

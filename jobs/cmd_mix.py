@@ -1,6 +1,7 @@
 """`thresher mix fit | predict | optimize | exponent | ot`: the optimal-transport mixer from pilot runs to mixture weights.
 
-Arguments become calls of `mix_workflow` (the steps) and `mix_inputs` (the files).
+Arguments become calls of `mix_workflow` (the steps) and `mix_inputs` (the files). Every file
+argument (tables, embeddings, models, priors, outputs) may be a local path or a URI.
 """
 from __future__ import annotations
 
@@ -77,25 +78,28 @@ OT_EXAMPLES = """examples:
 
 Embedding files: .npy holds an (n, d) float array; .npz holds `x` (n, d) and optionally
 `labels` (n,) and `weights` (n,); .parquet holds an `embedding` list column and optionally
-`label` and `weight` columns. A pool is NAME=PATH or PATH (name = file stem).
+`label` and `weight` columns. A pool is NAME=PATH or PATH (name = file stem). Any file may be a URI (s3://, gs://, ...).
 Solvers: sinkhorn (debiased Sinkhorn divergence, default; exact gradients), exact (network
 simplex; up to ~4k points per side), sliced (tens of thousands of points).
 """
 
 
 # ---- arguments -------------------------------------------------------------------------------
-def _pool_spec(item: str) -> tuple[str, Path]:
+def _pool_spec(item: str) -> tuple[str, str]:
+    """(pool name, file) of `NAME=PATH` or `PATH` (the name is the file's stem); PATH may be a URI."""
+    from thresher.jobs.embedding_files import place, shown
+
     name, sep, path = item.partition("=")
     if sep:
         if not name.strip() or not path.strip():
             raise UsageError(f"--pools {item!r} must look like NAME=PATH or PATH")
-        return name.strip(), Path(path.strip())
-    p = Path(item)
-    return p.stem, p
+        return name.strip(), shown(place(path.strip()))
+    where = place(item)
+    return Path(where.name).stem, shown(where)
 
 
 def _pool_files(items: list[str] | None) -> dict[str, str] | None:
-    return {n: str(path) for n, path in (_pool_spec(item) for item in items)} if items else None
+    return dict(_pool_spec(item) for item in items) if items else None
 
 
 def _label_weight(text: str) -> float | str:
@@ -120,7 +124,7 @@ def _ot_config_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
     if len(set(names)) != len(names):
         raise UsageError(f"pool names must be unique, got {names}")
     return {
-        "pools": {n: str(path) for n, path in specs},
+        "pools": dict(specs),
         "target": str(args.target),
         "solver": args.solver,
         "reg": args.reg,
@@ -160,44 +164,50 @@ def _layout(args: argparse.Namespace):
 
 
 def _model(args: argparse.Namespace):
+    from thresher.jobs.embedding_files import place
     from thresher.jobs.mix_inputs import load_model
 
-    return load_model(Path(args.model), pools=_pool_files(args.pools), target=args.target)
+    return load_model(place(args.model), pools=_pool_files(args.pools), target=args.target)
 
 
 # ---- handlers --------------------------------------------------------------------------------
 def run_fit(args: argparse.Namespace) -> int:
+    from thresher.jobs.embedding_files import commit, place
     from thresher.jobs.mix_workflow import fit_model, read_size_prior
+    from thresher.mixtures import performance_file
 
     size_prior = read_size_prior(args.size_prior)
     model = fit_model(args.observations, args.value_column, args.form, _layout(args),
                       ot_config=_ot_config_from_args(args), size_law=args.size_law, size_prior=size_prior,
                       goal=args.goal, alpha=args.alpha, n_boot=args.n_boot, seed=args.seed, log=lambda s: say(args, s))
-    print_outputs({"model": model.save(args.out)})
+    print_outputs({"model": commit(place(args.out), performance_file.to_bytes(model))})
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from thresher.jobs.embedding_files import place, shown
     from thresher.jobs.mix_workflow import predict_csv
 
     model = _model(args)
-    out = Path(args.out)
+    out = place(args.out)
     n = predict_csv(model, args.mixtures, out, _layout(args), size=args.size, level=args.level, interval=args.interval)
     say(args, f"predicted {n} mixtures with {model.form}")
-    print_outputs({"predictions": out})
+    print_outputs({"predictions": shown(out)})
     return 0
 
 
 def run_exponent(args: argparse.Namespace) -> int:
+    from thresher.jobs.embedding_files import place
     from thresher.jobs.mix_workflow import exponent_prior, write_json
 
     data = exponent_prior(args.sweeps, args.value_column, _layout(args), log=lambda s: say(args, s))
     if args.out:
-        print_outputs({"size_prior": write_json(Path(args.out), data, indent=1)})
+        print_outputs({"size_prior": write_json(place(args.out), data, indent=1)})
     return 0
 
 
 def run_optimize(args: argparse.Namespace) -> int:
+    from thresher.jobs.embedding_files import place
     from thresher.jobs.mix_workflow import optimize, write_json
 
     model = _model(args)
@@ -206,7 +216,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         available=_pairs(args.available, "--available", model.pools),
         prices=_pairs(args.prices, "--prices", model.pools), budget=args.budget, starts=args.starts,
         level=args.level, interval=args.interval, seed=args.seed)
-    out = write_json(Path(args.out), data)
+    out = write_json(place(args.out), data)
     if not getattr(args, "quiet", False):
         lo, hi = data["interval"]
         interval = f" [{lo:.4g}, {hi:.4g}]" if lo is not None else ""
@@ -223,6 +233,7 @@ def run_optimize(args: argparse.Namespace) -> int:
 def run_ot(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from thresher.jobs.embedding_files import place
     from thresher.jobs.mix_inputs import TableLayout, align, build_ot, read_table
     from thresher.jobs.mix_workflow import ot_report, write_json
 
@@ -240,7 +251,7 @@ def run_ot(args: argparse.Namespace) -> int:
             raise UsageError(f"--weights {item!r} sums to {w.sum():.6g}, expected 1")
         mixtures.append(w)
     data = ot_report(model, config, mixtures)
-    out = write_json(Path(args.out), data)
+    out = write_json(place(args.out), data)
     if not getattr(args, "quiet", False):
         for n, v in data["pool_ot"].items():
             print(f"  OT({n} alone) = {v:.6g}")

@@ -37,15 +37,17 @@ report.html and quarantine/VENDOR.jsonl for rows set aside.
 
 
 def run(args: argparse.Namespace) -> int:
+    from thresher.jobs.embedding_files import place, shown
     from thresher.jobs.vendor_report import write_reports
     from thresher.jobs.vendor_spec import load_spec
     from thresher.jobs.vendor_workflow import evaluate_spec
 
     spec = load_spec(args.spec)
-    out = Path(args.out)
+    out = place(args.out)
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+        raise UsageError(f"--out {shown(out)} exists and is not a folder")
+    if isinstance(out, Path):
+        out.mkdir(parents=True, exist_ok=True)  # a store has no folders to make: its objects' names hold them
     result = evaluate_spec(spec, out, log=lambda s: say(args, s))
     paths = write_reports(out, result)
     if not getattr(args, "quiet", False):
@@ -72,6 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("spec", help="vendor spec (YAML)")
-    p.add_argument("--out", required=True, help="output folder for report.json, report.html and quarantine/")
+    p.add_argument("spec", help="vendor spec (YAML): a path or a URI")
+    p.add_argument("--out", required=True, help="output folder (a path or a URI) for report.json, report.html and "
+                                                "quarantine/")
     p.set_defaults(handler=run)

@@ -3,18 +3,26 @@
 An OT configuration is a plain dict (pools -> embedding file, target file, solver settings)
 because a fitted model stores it as is (`PerformanceModel.ot_config`): a model can rebuild
 its OT from the files it was fitted with, or from new paths to the same pools.
+
+Any of these files may be a URI: embeddings and models are read through
+`thresher.pipeline.storage` (`embedding_files`); the mixer's wide tables, whose reader
+(`thresher.mixtures.mixture_observations.read_mixture_csv`) takes only a path, are read from a
+local copy of the object, with errors that name the URI.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from thresher.jobs.embedding_files import read_embeddings
+from thresher.jobs.embedding_files import Where, local_copy, place, read_capped, read_embeddings, shown
 from thresher.metrics.errors import InputError
+from thresher.pipeline.storage import StorageError, is_remote
 
 
 @dataclass(frozen=True)
@@ -27,7 +35,7 @@ class TableLayout:
     join: str | None = None
 
 
-def load_embedding_set(path: Path, name: str | None = None, column: str = "embedding"):
+def load_embedding_set(path: Where, name: str | None = None, column: str = "embedding"):
     """An `EmbeddingSet` from .npy, .npz or .parquet (layouts in `embedding_files`)."""
     from thresher.mixtures.transport import EmbeddingSet
 
@@ -38,13 +46,14 @@ def load_embedding_set(path: Path, name: str | None = None, column: str = "embed
         raise InputError(f"{path}: {exc}") from None
 
 
-def load_sets(config: dict[str, Any], base: Path | None = None, pool_order: list[str] | None = None):
-    """Pool and target embedding sets named by an OT config (paths also tried relative to `base`)."""
+def load_sets(config: dict[str, Any], base: Where | None = None, pool_order: list[str] | None = None):
+    """Pool and target embedding sets named by an OT config (relative paths also tried relative to `base`)."""
 
-    def resolve(path: str) -> Path:
-        p = Path(path)
-        if not p.exists() and base is not None and (base / p).exists():
-            return base / p
+    def resolve(path: str) -> Where:
+        p = place(path)
+        if base is not None and not is_remote(path) and not os.path.isabs(path) and not p.exists() \
+                and (base / path).exists():
+            return base / path
         return p
 
     column = config.get("embedding_column", "embedding")
@@ -57,7 +66,7 @@ def load_sets(config: dict[str, Any], base: Path | None = None, pool_order: list
     return pools, target
 
 
-def build_ot(config: dict[str, Any], base: Path | None = None, pool_order: list[str] | None = None):
+def build_ot(config: dict[str, Any], base: Where | None = None, pool_order: list[str] | None = None):
     """The `MixtureOT` of a config with a fixed label weight."""
     from thresher.mixtures.transport import MixtureOT
 
@@ -96,11 +105,35 @@ def choose_label_weight(config: dict[str, Any], obs, value_column: str, source: 
 
 
 def read_table(path: str, layout: TableLayout, value_columns: list[str] | None):
-    """A wide mixture table (`MixtureObservations`); errors name the file and line."""
+    """A wide mixture table (`MixtureObservations`); errors name the file (its URI) and line."""
     from thresher.mixtures.mixture_observations import read_mixture_csv
 
-    return read_mixture_csv(path, weight_prefix=layout.weight_prefix, value_columns=value_columns,
-                            size_column=layout.size_column, values_path=layout.values_path, join=layout.join)
+    with table_copy(path) as local, table_copy(layout.values_path) as values:
+        return read_mixture_csv(local, weight_prefix=layout.weight_prefix, value_columns=value_columns,
+                                size_column=layout.size_column, values_path=values, join=layout.join)
+
+
+@contextlib.contextmanager
+def table_copy(path: str | None) -> Iterator[str | None]:
+    """A mixture table as its reader takes it: a local path as given, a remote object as a local copy.
+
+    The copy is made within the observation-table size limit, and a missing or oversize object
+    is refused as the reader refuses a local file (an ObservationError naming the URI).
+    """
+    from thresher.mixtures.observation_files import MAX_BYTES, ObservationError
+
+    where = None if path is None else place(path)
+    if where is None or isinstance(where, Path):
+        yield path
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            local = stack.enter_context(local_copy(where, MAX_BYTES, "observation table"))
+        except FileNotFoundError:
+            raise ObservationError(f"{where.uri}: no such file") from None
+        except InputError as exc:  # over the size limit
+            raise ObservationError(str(exc)) from None
+        yield str(local)
 
 
 def align(obs, pools: list[str], source: str) -> np.ndarray:
@@ -112,14 +145,19 @@ def align(obs, pools: list[str], source: str) -> np.ndarray:
     return obs.weights[:, [obs.pools.index(p) for p in pools]]
 
 
-def load_model(path: Path, pools: dict[str, str] | None = None, target: str | None = None):
-    """A saved `PerformanceModel`, its OT rebuilt from the fitted files or from `pools` and `target` given anew."""
+def load_model(path: Where, pools: dict[str, str] | None = None, target: str | None = None):
+    """A saved `PerformanceModel` (a path or a URI), its OT rebuilt from the fitted files or from `pools` and `target`."""
+    from thresher.mixtures import performance_file
     from thresher.mixtures.performance import PerformanceModel
 
+    fmt = performance_file.FORMAT
     try:
-        model = PerformanceModel.load(path)
+        data = read_capped(path, fmt.max_bytes, fmt.what, missing=performance_file.MISSING)
+    except StorageError:
+        raise  # the store's own one-line error (throttled, unreachable): not the user's input
     except OSError as exc:
         raise InputError(str(exc)) from None
+    model = PerformanceModel.from_json(data, source=shown(path))
     if model.uses_ot:
         config = dict(model.ot_config or {})
         if pools:

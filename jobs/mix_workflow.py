@@ -2,7 +2,8 @@
 
 Each step reads its files (through `mix_inputs`), calls the mixer in `thresher.mixtures`
 and writes its output; the command module only turns arguments into these calls and
-prints a summary. Outputs are written atomically.
+prints a summary. Outputs are written whole: atomically on a local disk, as one upload to a
+URI (`embedding_files.commit`).
 """
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from thresher.jobs.mix_inputs import TableLayout, align, build_ot, choose_label_weight, read_table
+from thresher.jobs.embedding_files import Where, commit, place
+from thresher.jobs.mix_inputs import TableLayout, align, build_ot, choose_label_weight, read_table, table_copy
 from thresher.metrics.errors import InputError
+from thresher.pipeline.storage import StorageError
 
 Log = Callable[[str], None]
 
@@ -25,11 +27,11 @@ def _quiet(_: str) -> None:
     pass
 
 
-def write_json(path: Path, data: dict[str, Any], indent: int = 2) -> Path:
-    from thresher.pipeline.outputs import write_text_atomic
+def write_json(path: Where, data: dict[str, Any], indent: int = 2) -> str:
+    """Write a JSON output (a local path or a URI); returns how to name it."""
+    from thresher.pipeline.outputs import write_bytes_atomic
 
-    write_text_atomic(json.dumps(data, indent=indent), path)
-    return path
+    return commit(path, json.dumps(data, indent=indent).encode("utf-8"), local=write_bytes_atomic)
 
 
 def read_size_prior(text: str | None) -> tuple[float, float] | None:
@@ -39,9 +41,11 @@ def read_size_prior(text: str | None) -> tuple[float, float] | None:
     if text is None:
         return None
     if text.lower().endswith(".json"):
-        path = Path(text)
+        path = place(text)
         try:
             prior = json.loads(path.read_text(encoding="utf-8"))["size_prior"]
+        except StorageError:
+            raise  # the store failed (throttled, unreachable), not the file
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path}: not a size prior from `thresher mix exponent` ({exc})") from None
     else:
@@ -85,27 +89,28 @@ def fit_model(observations: str, value_column: str, form: str, layout: TableLayo
     return model
 
 
-def predict_csv(model, mixtures: str, out: Path, layout: TableLayout, *, size: float | None, level: float,
+def predict_csv(model, mixtures: str, out: Where, layout: TableLayout, *, size: float | None, level: float,
                 interval: str) -> int:
     """The rows of `mixtures` plus predicted, predicted_low and predicted_high, written to `out`; returns the count."""
-    from thresher.pipeline.outputs import write_text_atomic
+    from thresher.pipeline.outputs import write_bytes_atomic
 
-    obs = read_table(mixtures, layout, [])
-    weights = align(obs, model.pools, mixtures)
-    n = size if size is not None else obs.sizes
-    try:
-        mean, lo, hi = model.predict_interval(weights, n, level=level, kind=interval)
-    except ValueError as exc:
-        raise InputError(f"{mixtures}: {exc}") from None
-    with open(mixtures, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    with table_copy(mixtures) as local:  # read twice (the table, then its rows as text): one copy of a remote file
+        obs = read_table(local, layout, [])
+        weights = align(obs, model.pools, mixtures)
+        n = size if size is not None else obs.sizes
+        try:
+            mean, lo, hi = model.predict_interval(weights, n, level=level, kind=interval)
+        except ValueError as exc:
+            raise InputError(f"{mixtures}: {exc}") from None
+        with open(local, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
     header, body = rows[0], rows[1:]
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)
     writer.writerow(header + ["predicted", "predicted_low", "predicted_high"])
     for row, m, low, high in zip(body, mean, lo, hi):
         writer.writerow(row + [repr(float(m)), repr(float(low)), repr(float(high))])
-    write_text_atomic(buf.getvalue(), out)
+    commit(out, buf.getvalue().encode("utf-8"), local=write_bytes_atomic)
     return len(mean)
 
 

@@ -1,19 +1,19 @@
-"""report.json and a single-file report.html for `thresher vendors`."""
+"""report.json and a single-file report.html for `thresher vendors`, in a local folder or under a URI."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
+from thresher.jobs.embedding_files import Where, commit
 from thresher.jobs.html_report import Report, new_figure
-from thresher.pipeline.outputs import write_text_atomic
+from thresher.pipeline.outputs import write_bytes_atomic
 from thresher.pipeline.safety import safe_join
 
 _COLOURS = {"buy": "#2a9d3f", "skip": "#b23b3b", "ask": "#d08a1a"}
 
 
-def _write_json(path: Path, data: Any) -> None:
-    write_text_atomic(json.dumps(data, indent=2, allow_nan=False, default=float), path)
+def _write_json(path: Where, data: Any) -> None:
+    commit(path, json.dumps(data, indent=2, allow_nan=False, default=float).encode("utf-8"), local=write_bytes_atomic)
 
 
 def _clean(obj: Any) -> Any:
@@ -68,7 +68,7 @@ def _decision_figure(result: dict[str, Any]):
     return fig
 
 
-def write_reports(out: Path, result: dict[str, Any]) -> dict[str, Path]:
+def write_reports(out: Where, result: dict[str, Any]) -> dict[str, Where]:
     """Write report.json and report.html under `out` and return their paths."""
     result = _clean(result)
     json_path = safe_join(out, "report.json")
@@ -131,5 +131,5 @@ def write_reports(out: Path, result: dict[str, Any]) -> dict[str, Path]:
         rep.heading("Notes")
         for n in result["notes"]:
             rep.paragraph(n, note=True)
-    rep.write(html_path)
+    commit(html_path, rep.render().encode("utf-8"), local=write_bytes_atomic)  # what `Report.write` does, for a URI too
     return {"report": json_path, "html": html_path}

@@ -4,6 +4,8 @@ These files are untrusted. JSON lines are parsed line by line, and a malformed l
 aside (`quarantined`, with its line number and reason) instead of stopping the job; numpy
 files go through the one embedding reader (`embedding_files`), where a row with a
 non-finite value is set aside the same way. A file over its size or row cap is refused.
+A file may be a local path or a remote `Location` (a URI in the spec); a remote one is
+streamed through `thresher.pipeline.storage`, never copied.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from thresher.jobs.embedding_files import DataFileError, FileLimits, check_size, read_embeddings
+from thresher.jobs.embedding_files import DataFileError, FileLimits, Where, check_size, read_embeddings
 
 MAX_LINE_BYTES = 1_000_000
 BYTES_HINT = "raise limits.max_file_mb if you trust this file"
@@ -26,7 +28,7 @@ ROWS_HINT = "raise limits.max_rows if you trust this file"
 class Rows:
     """Rows read from one file: embeddings or texts, optional labels, and the quarantined rows."""
 
-    source: Path
+    source: Where
     x: np.ndarray | None
     texts: list[str] | None
     labels: np.ndarray | None
@@ -50,7 +52,7 @@ class RowFields:
     embedding: str = "embedding"
 
 
-def read_rows(path: Path, *, max_bytes: int, max_rows: int, text_field: str = "text", label_field: str = "label",
+def read_rows(path: Where, *, max_bytes: int, max_rows: int, text_field: str = "text", label_field: str = "label",
               embedding_field: str = "embedding") -> Rows:
     """Read a data file without executing anything in it; bad rows go to `quarantined`."""
     limits = FileLimits(max_bytes=max_bytes, max_rows=max_rows, bytes_hint=BYTES_HINT, rows_hint=ROWS_HINT)
@@ -137,7 +139,7 @@ class _JsonlRows:
         self.texts.append(t)
         return None
 
-    def finish(self, path: Path, read: int) -> Rows:
+    def finish(self, path: Where, read: int) -> Rows:
         """The rows; when some rows have a label, the unlabelled ones are set aside (a classifier needs all)."""
         have = [lab is not None for lab in self.labels]
         lab_arr = None
@@ -167,10 +169,10 @@ def _clean_label(value: Any) -> Any:
     return value
 
 
-def _read_jsonl(path: Path, limits: FileLimits, fields: RowFields) -> Rows:
+def _read_jsonl(path: Where, limits: FileLimits, fields: RowFields) -> Rows:
     rows = _JsonlRows(fields)
     read = 0
-    with path.open("rb") as fh:
+    with path.open("rb") if isinstance(path, Path) else path.open_input() as fh:
         for lineno, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
@@ -181,7 +183,7 @@ def _read_jsonl(path: Path, limits: FileLimits, fields: RowFields) -> Rows:
     return rows.finish(path, read)
 
 
-def _read_numpy(path: Path, limits: FileLimits) -> Rows:
+def _read_numpy(path: Where, limits: FileLimits) -> Rows:
     """Embeddings and labels (weights are not used here); rows with a non-finite value are set aside."""
     arrays = read_embeddings(path, limits)
     x, labels = arrays.x, arrays.labels

@@ -4,17 +4,23 @@ The spec is checked with the spec kit (`spec_kit`): every problem is a `SpecErro
 names the file and the key, e.g. `vendors.yaml: vendors[1].price.unit: ...`. The data
 files it names (owned pools, target, vendor samples) must exist and have a known type;
 they are read later, as untrusted data, by `vendor_rows`.
+
+The spec and the files it names may be local paths or URIs. A relative path in the spec is
+relative to the spec's folder, a local one or one in a store; a URI stands for itself.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thresher.jobs.embedding_files import Where, place, shown
 from thresher.jobs.spec_kit import (
     REQUIRED,
     At,
+    Check,
     Field,
     anything,
     defaults,
@@ -32,6 +38,7 @@ from thresher.jobs.spec_kit import (
     unique,
 )
 from thresher.mixtures.vendors.prices import PRICE_UNITS, PriceSchedule, PriceTier
+from thresher.pipeline.storage import is_remote
 
 PROXY_KINDS = ("classifier", "ngram", "pilot_csv")
 CLASSIFIER_MODELS = ("logistic", "ridge", "knn", "nearest_centroid")
@@ -42,7 +49,7 @@ MAX_SPEC_BYTES = 1_000_000
 @dataclass
 class VendorSpec:
     name: str
-    sample: Path
+    sample: Where
     available: int
     price: PriceSchedule
     max_quantity: int | None = None
@@ -50,15 +57,15 @@ class VendorSpec:
 
 @dataclass
 class Spec:
-    path: Path
+    path: Where
     name: str
     budget: float | None
     currency: str
     min_gain: float
     level: float
     seed: int
-    owned: list[tuple[str, Path]]
-    target: Path
+    owned: list[tuple[str, Where]]
+    target: Where
     proxy: dict[str, Any]
     vendors: list[VendorSpec]
     ot: dict[str, Any] | None
@@ -69,8 +76,46 @@ class Spec:
     repetition: dict[str, Any] | None = None
 
 
-data_file = existing_file(DATA_SUFFIXES)
-json_file = existing_file((".json",))
+def stored_file(suffixes: tuple[str, ...] | None = None) -> Check:
+    """An existing file named in the spec: what `existing_file` takes, and also a URI.
+
+    A URI stands for itself; a relative path in a spec that is itself a URI is relative to
+    the spec's folder in the store. Everything else is `existing_file`'s (same messages).
+    """
+    local = existing_file(suffixes)
+
+    def check(at: At, value: Any) -> Where:
+        if not isinstance(value, str) or not value.strip():
+            return local(at, value)
+        remote_spec = is_remote(at.file) and not os.path.isabs(value)
+        if not is_remote(value) and not remote_spec:
+            return local(at, value)
+        where = place(value) if is_remote(value) else place(at.file).parent / value
+        if suffixes is not None and where.suffix.lower() not in suffixes:
+            raise at.error(f"unsupported file type {where.suffix!r}; use one of {', '.join(suffixes)}")
+        if not where.is_file():
+            raise at.error(f"no such file: {shown(where)}")
+        return where
+
+    return check
+
+
+def local_file(suffixes: tuple[str, ...], handler: str) -> Check:
+    """An existing local file (`existing_file`), for a key whose reader takes local paths only so far."""
+    local = existing_file(suffixes)
+
+    def check(at: At, value: Any) -> Path:
+        if isinstance(value, str) and (is_remote(value) or (is_remote(at.file) and not os.path.isabs(value))):
+            raise at.error(f"{value!r}: this file is read by {handler}, which takes local paths only so far; "
+                           "give an absolute local path")
+        return local(at, value)
+
+    return check
+
+
+data_file = stored_file(DATA_SUFFIXES)
+json_file = stored_file((".json",))
+pools_file = local_file((".json",), "thresher.jobs.planning_files.load_pools")
 
 
 def _currency(at: At, value: Any) -> str:
@@ -111,12 +156,12 @@ _TEXT: dict[str, Field] = {
     "embedder_dim": (integer(2, 4096), 256),
 }
 _REPEAT: dict[str, Field] = {
-    "fit": (json_file, REQUIRED), "pools": (json_file, REQUIRED), "budget": (number(0, open_lo=True), REQUIRED),
+    "fit": (json_file, REQUIRED), "pools": (pools_file, REQUIRED), "budget": (number(0, open_lo=True), REQUIRED),
     "params": (optional(number(0, open_lo=True)), None),
 }
 
 
-def _owned(at: At, value: Any) -> list[tuple[str, Path]]:
+def _owned(at: At, value: Any) -> list[tuple[str, Where]]:
     """Owned pools: a list of {name, path}, or one such mapping."""
     pools = list_of(section(_POOL), what="pools ({name, path})")(at, [value] if isinstance(value, Mapping) else value)
     owned = [(p["name"] or f"owned{i}", p["path"]) for i, p in enumerate(pools)]
@@ -173,21 +218,23 @@ def _proxy(at: At, proxy: dict[str, Any]) -> dict[str, Any]:
     if proxy["kind"] == "pilot_csv":
         if proxy["path"] is None:
             raise at.child("path").error("is required with kind pilot_csv (the CSV of your pilot runs)")
-        proxy["path"] = existing_file()(at.child("path"), proxy["path"])
+        proxy["path"] = stored_file()(at.child("path"), proxy["path"])
     elif proxy["path"] is not None:
         raise at.child("path").error("only used with kind: pilot_csv")
     return proxy
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Parse and validate a spec file; raises SpecError naming the offending key."""
-    path = Path(path)
-    at = At(str(path))
+def load_spec(path: str | os.PathLike) -> Spec:
+    """Parse and validate a spec file (a path or a URI); raises SpecError naming the offending key."""
+    path = place(path)
+    at = At(shown(path))
     s = fields(at, load_yaml(path, "vendor spec", MAX_SPEC_BYTES), _TOP)
     limits = s["limits"]
-    return Spec(path=path, name=s["name"] if s["name"] is not None else path.stem, budget=s["budget"],
+    return Spec(path=path, name=s["name"] if s["name"] is not None else Path(path.name).stem, budget=s["budget"],
                 currency=s["currency"], min_gain=s["min_gain"], level=s["level"], seed=s["seed"], owned=s["owned"],
                 target=s["target"]["path"], proxy=_proxy(at.child("proxy"), s["proxy"]),
                 vendors=_vendors(at.child("vendors"), s["vendors"]), ot=s["ot"],
                 max_file_bytes=int(limits["max_file_mb"] * 1024 * 1024), max_rows=limits["max_rows"],
                 evaluation=s["evaluation"], text=s["text"], repetition=s["repetition"])
+
+

@@ -4,18 +4,19 @@ The valuation itself (gain curves, decisions, the purchase under the budget) is
 `thresher.mixtures.vendors`; this module is the file-facing part: it reads the owned
 pools, the target and each vendor's revealed sample (quarantining malformed rows to
 `out/quarantine/VENDOR.jsonl`), checks that they fit together, and returns the report
-data that `vendor_report.write_reports` renders.
+data that `vendor_report.write_reports` renders. The files and the output folder may be local
+paths or URIs (`embedding_files`).
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from thresher.jobs.embedding_files import Where, commit, local_copy, read_capped, shown
 from thresher.jobs.vendor_rows import Rows, read_rows
 from thresher.jobs.vendor_spec import Spec
 from thresher.metrics.errors import InputError
@@ -76,7 +77,7 @@ class Features:
     vendors: dict[str, np.ndarray]
 
 
-def _read(spec: Spec, path: Path) -> Rows:
+def _read(spec: Spec, path: Where) -> Rows:
     t = spec.text
     return read_rows(path, max_bytes=spec.max_file_bytes, max_rows=spec.max_rows, text_field=t["field"],
                      label_field=t["label_field"], embedding_field=t["embedding_field"])
@@ -95,14 +96,15 @@ def _concat_rows(parts: list[Rows]) -> Rows:
     return Rows(first.source, np.vstack([p.x for p in parts]), None, labels, [], sum(p.rows_read for p in parts))
 
 
-def _write_quarantine(out: Path, name: str, rows: Rows) -> Path | None:
-    from thresher.pipeline.outputs import write_text_atomic
+def _write_quarantine(out: Where, name: str, rows: Rows) -> Where | None:
+    from thresher.pipeline.outputs import write_bytes_atomic
     from thresher.pipeline.safety import safe_join
 
     if not rows.quarantined:
         return None
     path = safe_join(out, f"quarantine/{name}.jsonl")
-    write_text_atomic("".join(json.dumps({"file": rows.source.name, **q}) + "\n" for q in rows.quarantined), path)
+    text = "".join(json.dumps({"file": rows.source.name, **q}) + "\n" for q in rows.quarantined)
+    commit(path, text.encode("utf-8"), local=write_bytes_atomic)
     return path
 
 
@@ -125,7 +127,7 @@ def _owned_and_target(spec: Spec) -> tuple[Rows, Rows]:
     return owned, target
 
 
-def load_data(spec: Spec, out: Path, log: Log) -> SpecData:
+def load_data(spec: Spec, out: Where, log: Log) -> SpecData:
     """Read every file of the spec; each vendor's malformed rows are written to out/quarantine/VENDOR.jsonl."""
     owned, target = _owned_and_target(spec)
     samples: dict[str, Rows] = {}
@@ -134,7 +136,7 @@ def load_data(spec: Spec, out: Path, log: Log) -> SpecData:
         rows = _read(spec, v.sample)
         qf = _write_quarantine(out, v.name, rows)
         if qf is not None:
-            quarantine_files[v.name] = str(qf)
+            quarantine_files[v.name] = shown(qf)
             log(f"vendor {v.name}: {len(rows.quarantined)} malformed rows quarantined -> {qf}")
         if len(rows) == 0:
             raise InputError(f"{v.sample}: vendor {v.name!r} has no usable rows ({len(rows.quarantined)} quarantined)")
@@ -199,7 +201,11 @@ def proxy_inputs(spec: Spec, data: SpecData, feats: Features) -> dict[str, Any]:
     if data.kind == "text":
         duplicates = {n: text_duplicates(r.texts, data.owned.texts) for n, r in samples.items()}
     if kind == "pilot_csv":
-        pilot_runs = read_pilot_csv(spec.proxy["path"], goal=spec.proxy["goal"])
+        from thresher.mixtures.observation_files import MAX_BYTES
+
+        # read_pilot_csv takes a path: a remote table is read from a local copy (errors name the URI)
+        with local_copy(spec.proxy["path"], MAX_BYTES, "observation table") as local:
+            pilot_runs = read_pilot_csv(local, goal=spec.proxy["goal"])
         missing = [v.name for v in spec.vendors if v.name not in pilot_runs]
         if missing:
             raise InputError(f"{spec.proxy['path']}: no pilot runs for vendors {missing}")
@@ -238,7 +244,7 @@ def ot_inputs(spec: Spec, data: SpecData, feats: Features) -> tuple[dict[str, An
     return settings, sets
 
 
-def evaluate_spec(spec: Spec, out: Path, log: Log | None = None) -> dict[str, Any]:
+def evaluate_spec(spec: Spec, out: Where, log: Log | None = None) -> dict[str, Any]:
     """Load everything the spec names, run the evaluator, and return the report data."""
     from thresher.mixtures.vendors import AcquisitionEvaluator
 
@@ -274,12 +280,14 @@ def evaluate_spec(spec: Spec, out: Path, log: Log | None = None) -> dict[str, An
 def add_repetition(spec: Spec, result: dict[str, Any], vendor_offers: list) -> None:
     """Utility-law value of each vendor at its evaluated quantity, for a run that repeats data."""
     from thresher.jobs.planning_files import load_pools
+    from thresher.mixtures.fitted_law import FORMAT, MISSING
     from thresher.mixtures.fitting import FittedLaw
     from thresher.mixtures.vendors.repetition import repetition_value
 
     rep = spec.repetition
     try:
-        fitted = FittedLaw.load(rep["fit"])
+        fitted = FittedLaw.from_bytes(read_capped(rep["fit"], FORMAT.max_bytes, FORMAT.what, missing=MISSING),
+                                      shown(rep["fit"]))
         pools, unit = load_pools(rep["pools"])
     except (ValueError, OSError, KeyError) as exc:
         raise InputError(f"repetition: {exc}") from None

@@ -4,8 +4,11 @@ Every file Thresher writes goes through `write_atomic`: it is written under a hi
 temporary name beside the target, flushed to disk, then renamed into place, so a killed
 run never leaves a half-written file under the real name. Every model, plan, pools and
 observation file is opened through `open_limited` / `read_limited`, which refuse a file
-over its format's size limit before reading it. `JsonFormat` is the format tag a JSON
-writer stamps and its reader checks.
+over its format's size limit before reading it. A file from object storage is opened by
+`thresher.jobs` (through `thresher.pipeline.storage`), which measures and reads it and refuses
+it with the same messages (`no_such_file`, `too_large`, `check_limited`): this module takes
+names and bytes, never URIs. `JsonFormat` is the format tag a JSON writer stamps and its
+reader checks.
 
 This module lives in `metrics/` because that is the room every other room may import
 (ARCHITECTURE.md): the maths rooms save their models through it, and
@@ -115,6 +118,28 @@ def _files(what: str) -> str:
     return f"{_file(what)}s"
 
 
+def too_large(source: str, size: int, max_bytes: int, what: str) -> FormatError:
+    """The refusal of a `what` file of `size` bytes over its format's `max_bytes` (checked before reading it).
+
+    `source` is only a name for the message (a path or a URI): whoever opens the file
+    measures it and calls this, so the maths rooms never see where a file lives.
+    """
+    return FormatError(source, f"{_size_text(size)} is over the {_size_text(max_bytes)} limit for "
+                               f"{_files(what)}; is it the right file?")
+
+
+def no_such_file(source: str, what: str, missing: str = "") -> MissingFile:
+    """The error for a `what` file that is not there; `missing` says what to do."""
+    return MissingFile(f"{source}: no such {_file(what)}{'; ' + missing if missing else ''}")
+
+
+def check_limited(data: bytes, source: str, max_bytes: int, what: str) -> bytes:
+    """`data` itself when it is at most `max_bytes`; read `max_bytes + 1` bytes and pass them here to refuse more."""
+    if len(data) > max_bytes:  # it grew while being read, or its size was not known beforehand
+        raise FormatError(source, f"over the {_size_text(max_bytes)} limit for {_files(what)}")
+    return data
+
+
 def open_limited(path: str | os.PathLike, max_bytes: int, what: str, missing: str = "") -> IO[bytes]:
     """An open binary file of at most `max_bytes`; the caller closes it.
 
@@ -122,13 +147,12 @@ def open_limited(path: str | os.PathLike, max_bytes: int, what: str, missing: st
     """
     path = Path(path)
     if not path.is_file():
-        raise MissingFile(f"{path}: no such {_file(what)}{'; ' + missing if missing else ''}")
+        raise no_such_file(str(path), what, missing)
     fh = open(path, "rb")
     size = os.fstat(fh.fileno()).st_size
     if size > max_bytes:
         fh.close()
-        raise FormatError(str(path), f"{_size_text(size)} is over the {_size_text(max_bytes)} limit for "
-                                     f"{_files(what)}; is it the right file?")
+        raise too_large(str(path), size, max_bytes, what)
     return fh
 
 
@@ -136,9 +160,7 @@ def read_limited(path: str | os.PathLike, max_bytes: int, what: str, missing: st
     """The bytes of a file of at most `max_bytes` (see `open_limited`)."""
     with open_limited(path, max_bytes, what, missing) as fh:
         data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:  # it grew while being read
-        raise FormatError(str(path), f"over the {_size_text(max_bytes)} limit for {_files(what)}")
-    return data
+    return check_limited(data, str(path), max_bytes, what)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from thresher.metrics.files import FormatError, JsonFormat, MiB, open_limited, write_atomic
+from thresher.metrics.files import FormatError, JsonFormat, MiB, open_limited, too_large, write_atomic
 from thresher.metrics.ngram_arrays import (
     _FIRST_WORD,
     BOS,
@@ -315,6 +315,17 @@ class FluencyModel:
         if len(data) > FORMAT.max_bytes:
             raise FormatError(source, f"{len(data)} bytes is over the limit for fluency model files")
         return cls._read_npz(io.BytesIO(data), source)
+
+    @classmethod
+    def from_file(cls, fh: BinaryIO, source: str = "fluency model") -> FluencyModel:
+        """A model from an open, seekable binary file the caller opened (an object in a store, through
+        `thresher.pipeline.storage`): no copy of a large model in memory. Its size is checked first, as `load`
+        checks a path's; `source` names it in messages."""
+        size = fh.seek(0, io.SEEK_END)
+        fh.seek(0)
+        if size > FORMAT.max_bytes:
+            raise too_large(source, size, FORMAT.max_bytes, FORMAT.what)
+        return cls._read_npz(fh, source)
 
     @classmethod
     def load(cls, path: str | PathLike) -> FluencyModel:

@@ -1,7 +1,8 @@
 """A fitted utility law: predicts, carries its bootstrap draws, and is the fit file (JSON).
 
 `thresher.mixtures.fitting.fit` makes one; planning, prediction and reports use it. The fit
-file is read and written only here (`save` / `load`, or `to_dict` / `from_dict`); floats are
+file is read and written only here (`save` / `load` for paths, `to_bytes` / `from_bytes` for bytes that
+`thresher.jobs` moves to and from storage, `to_dict` / `from_dict`); floats are
 written repr-exact, so a reloaded fit predicts bit for bit the same.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from thresher.mixtures.laws import Law, LawData, get_law
 from thresher.mixtures.observations import Observations
 
 FORMAT = JsonFormat("thresher.fit", 1, "fit", max_bytes=64 * MiB, noun="saved fit")
+MISSING = "write one with `thresher fit`"  # what to do about a missing fit file
 
 
 @dataclass
@@ -162,14 +164,22 @@ class FittedLaw:
     def from_json(cls, text: str | bytes, source: str = "fit") -> FittedLaw:
         return cls.from_dict(FORMAT.loads(text, source), source)
 
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "fit") -> FittedLaw:
+        """A fit file's bytes, read by whoever opened it (a local file, an object in a store); `source` names it.
+
+        The size limit and the format check are those of `load`: bytes over `FORMAT.max_bytes`
+        are refused (read `max_bytes + 1` to let this see an oversize file).
+        """
+        return cls.from_json(data, source)
+
     def save(self, path: str | Path) -> Path:
         """Write the fit file atomically."""
         return write_bytes_atomic(self.to_bytes(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> FittedLaw:
-        return cls.from_json(read_limited(path, FORMAT.max_bytes, FORMAT.what, missing="write one with `thresher fit`"),
-                             str(path))
+        return cls.from_json(read_limited(path, FORMAT.max_bytes, FORMAT.what, missing=MISSING), str(path))
 
     def sha256(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()

@@ -5,7 +5,9 @@ its limits) and mapped onto the observation table by a column mapping (`parse_co
 `thresher.mixtures.observations.load_observations` for the laws' table (`thresher fit`), and
 `thresher.mixtures.mixture_observations.read_mixture_csv` for the OT mixer's wide table
 (`thresher mix fit`) both start here. Tables written back (predictions, the wide format) go
-through `write_table` / `write_csv_rows`, which write atomically.
+through `write_table` / `write_csv_rows`, which write atomically. Files that live in object
+storage are opened by `thresher.jobs` and handed here as bytes (`read_table_data`); their
+outputs come back as bytes (`table_bytes`, `csv_rows_bytes`) for jobs to upload.
 """
 from __future__ import annotations
 
@@ -13,13 +15,14 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from thresher.metrics.errors import InputError
-from thresher.metrics.files import MiB, open_limited, write_atomic, write_bytes_atomic
+from thresher.metrics.files import MiB, open_limited, write_bytes_atomic
 
 MAX_BYTES = 256 * MiB  # an observation file: pilot runs and their checkpoints, not a corpus
 MAX_ROWS = 1_000_000
@@ -42,8 +45,13 @@ class ObservationError(InputError):
     """Bad observation input; the message names the file and row."""
 
 
+def is_parquet_name(name: str) -> bool:
+    """Whether a file name says Parquet (`.parquet`, `.pq`, also before a last suffix); otherwise CSV."""
+    return "".join(Path(name).suffixes[-2:]).lower().endswith((".parquet", ".pq"))
+
+
 def _is_parquet(path: Path) -> bool:
-    return "".join(path.suffixes[-2:]).lower().endswith((".parquet", ".pq"))
+    return is_parquet_name(path.name)
 
 
 def read_table(path: str | Path) -> pa.Table:
@@ -52,56 +60,78 @@ def read_table(path: str | Path) -> pa.Table:
     parquet = _is_parquet(path)
     try:
         with open_limited(path, MAX_BYTES, "observation table") as fh:
-            if parquet:
-                import pyarrow.parquet as pq
-
-                rows = pq.ParquetFile(fh).metadata.num_rows
-                if rows > MAX_ROWS:
-                    raise ObservationError(f"{path}: {rows} rows, over the limit of {MAX_ROWS} for an observation table")
-                fh.seek(0)
-                table = pq.read_table(fh)
-            else:
-                import pyarrow.csv as pcsv
-
-                table = pcsv.read_csv(fh)
+            return read_table_data(fh, str(path), parquet)
     except FileNotFoundError:
         raise ObservationError(f"{path}: no such file") from None
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ObservationError(f"{path}: cannot read as {'Parquet' if parquet else 'CSV'}: {exc}") from exc
-    except InputError as exc:  # over the size limit
+    except InputError as exc:  # over the size limit, or unreadable (read_table_data's own errors)
         raise ObservationError(str(exc)) from None
+    except OSError as exc:  # opening it failed (permissions)
+        raise ObservationError(f"{path}: cannot read as {'Parquet' if parquet else 'CSV'}: {exc}") from exc
+
+
+def read_table_data(data: bytes | IO[bytes], source: str, parquet: bool) -> pa.Table:
+    """An observation table from its bytes or an open binary file, within the row limit; `source` names it.
+
+    For files the caller opened itself (`thresher.jobs` reads objects from storage): the
+    caller keeps the byte limit (`MAX_BYTES`, refused before reading), this keeps the rest of
+    `read_table`'s checks and messages.
+    """
+    fh = pa.BufferReader(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    try:
+        if parquet:
+            import pyarrow.parquet as pq
+
+            rows = pq.ParquetFile(fh).metadata.num_rows
+            if rows > MAX_ROWS:
+                raise ObservationError(f"{source}: {rows} rows, over the limit of {MAX_ROWS} for an observation table")
+            fh.seek(0)
+            table = pq.read_table(fh)
+        else:
+            import pyarrow.csv as pcsv
+
+            table = pcsv.read_csv(fh)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ObservationError(f"{source}: cannot read as {'Parquet' if parquet else 'CSV'}: {exc}") from exc
     if table.num_rows > MAX_ROWS:
-        raise ObservationError(f"{path}: {table.num_rows} rows, over the limit of {MAX_ROWS} for an observation table")
+        raise ObservationError(f"{source}: {table.num_rows} rows, over the limit of {MAX_ROWS} for an observation table")
     names = table.column_names
     if len(set(names)) != len(names):
-        raise ObservationError(f"{path}: duplicate column names {sorted({n for n in names if names.count(n) > 1})}")
+        raise ObservationError(f"{source}: duplicate column names {sorted({n for n in names if names.count(n) > 1})}")
     return table
+
+
+def table_bytes(table: pa.Table, parquet: bool) -> bytes:
+    """An observation table (with any added columns, such as predictions) as the bytes of a CSV or Parquet file."""
+    sink = pa.BufferOutputStream()
+    if parquet:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, sink)
+    else:
+        import pyarrow.csv as pcsv
+
+        pcsv.write_csv(table, sink)
+    return sink.getvalue().to_pybytes()
 
 
 def write_table(table: pa.Table, path: str | Path) -> Path:
     """An observation table (with any added columns, such as predictions) as CSV or Parquet, by extension."""
     path = Path(path)
-
-    def write(tmp: Path) -> None:
-        if _is_parquet(path):
-            import pyarrow.parquet as pq
-
-            pq.write_table(table, tmp)
-        else:
-            import pyarrow.csv as pcsv
-
-            pcsv.write_csv(table, tmp)
-
-    return write_atomic(path, write)
+    return write_bytes_atomic(table_bytes(table, _is_parquet(path)), path)
 
 
-def write_csv_rows(header: Sequence[str], rows: Sequence[Sequence[object]], path: str | Path) -> Path:
-    """A CSV of already formatted cells, written atomically."""
+def csv_rows_bytes(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
+    """A CSV of already formatted cells, as bytes (UTF-8)."""
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)
     writer.writerow(list(header))
     writer.writerows(rows)
-    return write_bytes_atomic(buf.getvalue().encode("utf-8"), path)
+    return buf.getvalue().encode("utf-8")
+
+
+def write_csv_rows(header: Sequence[str], rows: Sequence[Sequence[object]], path: str | Path) -> Path:
+    """A CSV of already formatted cells, written atomically."""
+    return write_bytes_atomic(csv_rows_bytes(header, rows), path)
 
 
 def parse_columns(spec: str | Mapping[str, str] | None) -> dict[str, str]:

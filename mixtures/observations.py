@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -205,8 +206,21 @@ def load_observations(
     column equals the given value. With `require_value=False` a table without a value column
     loads with NaN values (for prediction).
     """
-    source = str(Path(path))
-    table = read_table(path)
+    return observations_from_run_table(read_table(path), str(Path(path)), columns, pool=pool, unit=unit, where=where,
+                                       require_value=require_value)
+
+
+def observations_from_run_table(
+    table: Any,
+    source: str,
+    columns: str | Mapping[str, str] | None = None,
+    *,
+    pool: str | None = None,
+    unit: str = "tokens",
+    where: Mapping[str, object] | None = None,
+    require_value: bool = True,
+) -> Observations:
+    """`load_observations` for a run table already read (a `pyarrow.Table`): the file may live anywhere."""
     mapping = parse_columns(columns)
     for key in SCALAR_KEYS:
         if key not in mapping and key in table.column_names:

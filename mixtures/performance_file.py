@@ -2,7 +2,8 @@
 
 A saved model holds its stage-1 forms, bootstrap replicates and training rows; a gbm form is
 refitted from the stored rows on load (deterministic for its seed), so no estimator object is
-ever serialised. `PerformanceModel.save` / `load` / `to_dict` / `from_dict` call these.
+ever serialised. `PerformanceModel.save` / `load` / `to_dict` / `from_dict` call these; `to_bytes` /
+`from_bytes` serve callers that move the file themselves (`thresher.jobs`, to and from object storage).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from thresher.mixtures.performance import OTFunction, PerformanceModel
 
 FORMAT = JsonFormat("thresher.performance_model", 1, "performance model", max_bytes=256 * MiB, version_field=True)
+MISSING = "write one with `thresher mix fit`"  # what to do about a missing model file
 
 
 def to_dict(model: PerformanceModel) -> dict[str, Any]:
@@ -55,6 +57,7 @@ def to_dict(model: PerformanceModel) -> dict[str, Any]:
 
 
 def to_bytes(model: PerformanceModel) -> bytes:
+    """The model file's bytes, for `save` and for callers that write them elsewhere (an object store)."""
     return json.dumps(to_dict(model), indent=1).encode()
 
 
@@ -112,9 +115,10 @@ def from_dict(cls: type[PerformanceModel], d: Mapping[str, Any], *, ot: OTFuncti
 
 def from_bytes(cls: type[PerformanceModel], data: str | bytes, *, ot: OTFunction | None = None,
                source: str = "performance model") -> PerformanceModel:
+    """A model from the bytes of its file, read by the caller (within `FORMAT.max_bytes`); `source` names the file."""
     return from_dict(cls, FORMAT.loads(data, source), ot=ot, source=source)
 
 
 def load(cls: type[PerformanceModel], path: str | Path, *, ot: OTFunction | None = None) -> PerformanceModel:
-    data = read_limited(path, FORMAT.max_bytes, FORMAT.what, missing="write one with `thresher mix fit`")
+    data = read_limited(path, FORMAT.max_bytes, FORMAT.what, missing=MISSING)
     return from_bytes(cls, data, ot=ot, source=str(path))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -20,7 +21,11 @@ def _figure(width: float, height: float, ncols: int = 1):
     return fig, axes
 
 
-def _save(fig, path: str | Path) -> Path:
+def _save(fig, path: str | Path | IO[bytes]) -> Path | IO[bytes]:
+    """Save as PNG to a path, or to a binary file object (the caller uploads its bytes: a figure for a URI)."""
+    if hasattr(path, "write"):
+        fig.savefig(path, dpi=120, format="png")
+        return path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
