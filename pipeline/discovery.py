@@ -189,6 +189,8 @@ def _glob_regex(pattern: str) -> re.Pattern:
 def _discover_remote(text: str) -> Listing:
     """Shards under an object-store prefix, object or glob, from one recursive listing (no per-object requests)."""
     loc = at(text)
+    if not loc.bucket_exists():  # a listing of a missing bucket is merely empty: say what is wrong
+        raise ShardError(f"{text}: the bucket does not exist (create it, or check the name)")
     if GLOB_CHARS & set(loc.path):
         fixed, _, _ = loc.path.partition("*")
         fixed = fixed.split("?")[0].split("[")[0]

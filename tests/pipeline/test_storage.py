@@ -212,6 +212,19 @@ def test_write_read_stat_round_trip(root: Location) -> None:
         f.unlink(missing_ok=False)
 
 
+@pytest.mark.parametrize("name", ["shard.jsonl.gz", "shard.jsonl.bz2", "shard.jsonl.zst", "model.npz"])
+def test_a_compressed_name_is_stored_as_the_bytes_given(root: Location, name: str) -> None:
+    """pyarrow compresses an output stream by its name's suffix unless told not to: a `.gz` shard would be gzipped
+    twice and every row of it read back as garbage."""
+    import gzip
+
+    data = gzip.compress(b'{"text": "a document"}\n', mtime=0)
+    (root / name).write_bytes(data)
+    assert (root / name).read_bytes() == data
+    with (root / name).open_input() as fh:
+        assert fh.read() == data
+
+
 def test_s3_stat_has_a_time(s3_root: Location) -> None:
     """Discovery keys resumable work on (size, mtime): S3 must give a time."""
     (s3_root / "t").write_bytes(b"x")
