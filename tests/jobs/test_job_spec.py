@@ -109,11 +109,30 @@ def test_shipped_examples_validate(name):
     assert spec.stages == list(STAGES)
 
 
-def test_rayjob_manifest_runs_thresher():
+def test_rayjob_manifest_runs_thresher_on_s3_with_credentials_from_a_secret():
+    """The KubeRay example: a thresher command that parses, s3:// in and out, AWS keys from a Secret on every pod."""
+    import shlex
+
+    from thresher.jobs.cli import build_parser
+
     docs = list(yaml.safe_load_all((EXAMPLES / "rayjob.yaml").read_text()))
     job = next(d for d in docs if d and d.get("kind") == "RayJob")
-    assert "thresher run" in job["spec"]["entrypoint"]
-    assert job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"]
+    argv = shlex.split(job["spec"]["entrypoint"])
+    assert argv[0] == "thresher" and not {"&&", "||", ";", "|"} & set(argv)  # KubeRay splices it into a shell line
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "score" and args.input.startswith("s3://") and args.out.startswith("s3://"), argv
+    cluster = job["spec"]["rayClusterSpec"]
+    pods = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    containers = [c for pod in pods for c in pod["template"]["spec"]["containers"]]
+    assert len(containers) >= 2
+    for c in containers:
+        env = {e["name"]: e for e in c.get("env", [])}
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+            assert name in env, (c["name"], name)
+        for name, e in env.items():  # nothing that looks like a credential is written inline
+            if any(w in name for w in ("KEY", "SECRET", "TOKEN", "PASSWORD")) or name == "AWS_ENDPOINT_URL":
+                assert "value" not in e and e["valueFrom"]["secretKeyRef"]["name"], (c["name"], name)
+        assert not c.get("volumeMounts"), c["name"]  # the bucket is the only storage the pods share
 
 
 def test_a_failing_stage_exits_1_and_names_the_stage(tmp_path, capsys):

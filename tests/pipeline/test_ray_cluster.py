@@ -3,11 +3,17 @@
 The head gets its own ports and temp dir, so it cannot meet the session's local Ray
 (or anyone else's). It runs as `ray start --head --block` and is stopped by ending
 that process: `ray stop` would stop every Ray on the machine, including the session's.
+
+Token authentication is on, as Ray 2.60 sets it up by default (RAY_AUTH_MODE unset, a token
+on disk: `ray start --head` turns it on), and the job is submitted the way docs/cluster.md
+says: the token fetched with `ray get-auth-token`, the client run with RAY_AUTH_MODE=token.
+The token is this test's own (RAY_AUTH_TOKEN_PATH), never ~/.ray/auth_token.
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -77,8 +83,11 @@ def test_ray_job_submit_runs_a_thresher_spec(tmp_path):
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(spec))
     gcs, dash, client, agent, node, objm = _free_ports(6)
     temp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths have a length limit
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
-    env["RAY_AUTH_MODE"] = "disabled"
+    # a user's shell: no RAY_ADDRESS, no auth settings (the session's own ray.init() may have set RAY_AUTH_MODE here)
+    plain = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "RAY_AUTH"))}
+    # the head's token: what `ray get-auth-token --generate` writes to ~/.ray/auth_token, kept out of the home here
+    (temp / "head_token").write_text(secrets.token_hex(32))
+    env = dict(plain, RAY_AUTH_TOKEN_PATH=str(temp / "head_token"))
     head = subprocess.Popen(
         [*RAY, "start", "--head", "--block", "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
          "--port", str(gcs), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--include-dashboard",
@@ -88,24 +97,32 @@ def test_ray_job_submit_runs_a_thresher_spec(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
     try:
+        # docs/cluster.md's token step: `ray get-auth-token` on the head, into the client's token file
+        token = subprocess.run([*RAY, "get-auth-token"], env=env, check=True, capture_output=True, text=True).stdout
+        (temp / "client_token").write_text(token.strip())
+        client_env = dict(plain, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(temp / "client_token"))
         deadline = time.time() + 90
         while True:
             probe = subprocess.run([*RAY, "job", "list", "--address", address], capture_output=True, text=True,
-                                   env=env)
+                                   env=client_env)
             if probe.returncode == 0:
                 break
             if head.poll() is not None or time.time() > deadline:
                 pytest.fail(f"Ray head did not come up: {head.stdout.read() if head.poll() is not None else probe.stderr}")
             time.sleep(2)
+        # auth is really on: without the token step, the README's old recipe fails as users saw it fail
+        bare = subprocess.run([*RAY, "job", "list", "--address", address], capture_output=True, text=True, env=plain)
+        assert bare.returncode != 0 and "Missing authentication token" in bare.stdout + bare.stderr, bare.stderr
         wd = _working_dir(tmp_path / "wd")
         job = subprocess.run(
             [*RAY, "job", "submit", "--address", address, "--working-dir", str(wd), "--",
              sys.executable, "-m", "thresher.jobs.cli", "run", str(tmp_path / "job.yaml")],
-            capture_output=True, text=True, env=env, timeout=240)
+            capture_output=True, text=True, env=client_env, timeout=240)
         log = job.stdout + job.stderr
         assert job.returncode == 0, log
         assert "succeeded" in log.lower()
         assert f"pools: {out / 'pools'}" in log  # output paths printed by the job
+        assert "Token authentication is enabled" not in log  # Ray's notice stays out of the job's log
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
