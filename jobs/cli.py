@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     _add_quiet_everywhere(parser)
+    _add_storage_everywhere(parser)
     return parser
 
 
@@ -80,6 +81,28 @@ def _add_quiet_everywhere(parser: argparse.ArgumentParser) -> None:
                     child.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
                                        help="print only errors and output paths")
                 _add_quiet_everywhere(child)
+
+
+STORAGE_HELP = ("an option for s3:// / gs:// / other URIs, e.g. endpoint_override=http://127.0.0.1:8333, region=eu-west-1, "
+                "anonymous=true (repeatable; credentials come from the environment, never from here)")
+
+
+def _add_storage_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`--storage-option KEY=VALUE` on every command: any path a command takes may be a URI."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if "--storage-option" not in child._option_string_actions:
+                    child.add_argument("--storage-option", action="append", default=argparse.SUPPRESS,
+                                       metavar="KEY=VALUE", help=STORAGE_HELP)
+                _add_storage_everywhere(child)
+
+
+def _configure_storage(args: argparse.Namespace) -> None:
+    """This command's storage options (a job spec's `storage:` section adds to them, see `cmd_run`)."""
+    from thresher.pipeline import storage
+
+    storage.configure(storage.parse_option_items(getattr(args, "storage_option", None)))
 
 
 def _raised_in(exc: BaseException, rooms: tuple[str, ...]) -> bool:
@@ -125,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        _configure_storage(args)
         return handler(args)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)

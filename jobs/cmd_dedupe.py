@@ -7,6 +7,7 @@ from thresher.jobs.cli import UsageError
 from thresher.jobs.common import (
     add_ray_options,
     add_read_options,
+    check_out_reachable,
     positive_int,
     prepare_out,
     print_outputs,
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
                        strict=args.strict)
     # a score output stands for its own input, which is read again: --out must stay out of both
     out = prepare_out(args.out, args.overwrite, inputs=[args.input, *recorded_inputs(args.input)])
+    out = check_out_reachable(out, args.address, args.shared_out, quiet=getattr(args, "quiet", False))
     job = DedupeJob(input=args.input, out_dir=out, method=args.method,
                     threshold=threshold, num_perm=args.num_perm, ngram=args.ngram, bands=args.bands, rows=args.rows,
                     verify=not args.no_verify, keep_by=args.keep_by, seed=args.seed, bins=args.bins,

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from thresher.jobs.cli import UsageError
-from thresher.jobs.common import print_outputs, say
+from thresher.jobs.common import check_out_reachable, print_outputs, say
 
 EXAMPLES = """examples:
   thresher demo                          # writes ./thresher-demo/, about a minute on 2 cores
@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_docs is not None and args.max_docs < 100:
         raise UsageError(f"--max-docs must be at least 100, got {args.max_docs}")
-    out = Path(args.out)
+    # the demo builds its corpus on this machine: on a cluster of several nodes it needs a shared folder
+    out = check_out_reachable(Path(args.out), args.address, quiet=getattr(args, "quiet", False))
     summary = run_demo(out, log=lambda s: say(args, s), quiet=getattr(args, "quiet", False), address=args.address,
                        max_docs=args.max_docs)
     say(args, f"done in {summary['demo_seconds']:.1f} s")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from thresher.jobs.common import add_ray_options, check_clearable, prepare_out, print_outputs, recorded_inputs, say
+from thresher.jobs.common import add_ray_options, check_clearable, check_out_reachable, prepare_out, print_outputs, recorded_inputs, say
 
 EXAMPLES = """examples:
   thresher materialize plan.json --pools pools/ --out train/
@@ -37,13 +37,16 @@ def run(args: argparse.Namespace) -> int:
     from thresher.jobs.planning_files import pools_folder
     from thresher.pipeline.materialize import materialize
     from thresher.pipeline.safety import check_out_writable
+    from thresher.pipeline.storage import is_remote
 
-    check_out_writable(args.out)  # an --out that can never be one is the first thing to say; it creates nothing
-    if args.overwrite:
+    if not is_remote(args.out):  # an object store's prefix is checked by prepare_out (a probe write)
+        check_out_writable(args.out)  # an --out that can never be one is the first thing to say; it creates nothing
+    if args.overwrite and not is_remote(args.out):
         check_clearable(Path(args.out))  # likewise an --overwrite that would be refused
     pools = pools_folder(args.pools)  # checked before --out is made
     # the shards are read from the score job's input behind the pools: --out must stay out of it too
     out = prepare_out(args.out, args.overwrite, inputs=[args.plan, pools, *recorded_inputs(pools)])
+    out = check_out_reachable(out, args.address, args.shared_out, quiet=getattr(args, "quiet", False))
     res = materialize(args.plan, pools, out, seed=args.seed, expand=args.expand, workers=args.workers,
                       address=args.address, quiet=getattr(args, "quiet", False))
     for name, f in res["pools"].items():

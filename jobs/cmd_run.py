@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from thresher.jobs.common import prepare_out, print_outputs, say
+from thresher.jobs.common import add_shared_out_option, check_out_reachable, prepare_out, print_outputs, say
 from thresher.metrics.errors import JobFailed, ThresherError
 
 EXAMPLES = """examples:
@@ -53,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate the spec and print the stages it would run")
     p.add_argument("--overwrite", action="store_true", help="delete the job's previous output folder first")
     p.add_argument("--address", help="Ray cluster address (overrides ray.address in the spec)")
+    add_shared_out_option(p)
     p.set_defaults(handler=run)
 
 
@@ -66,10 +66,14 @@ def budget_label(b: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from thresher.jobs.job_spec import load_spec
+    from thresher.pipeline import storage
     from thresher.pipeline.safety import check_out_outside_input
 
     spec = load_spec(args.spec)
-    if spec.input is not None:
+    # the spec's storage section, with --storage-option taking precedence over it
+    storage.configure({**spec.storage, **storage.current_options()})
+    spec.out = storage.place(str(spec.out))  # made again: a Location keeps the options it was made with
+    if spec.input is not None and not storage.is_remote(spec.input) and not storage.is_remote(spec.out):
         check_out_outside_input(spec.input, spec.out)  # a dry run validates this too
     if args.dry_run:
         print(f"job {spec.name}: {len(spec.stages)} stage(s), output {spec.out}")
@@ -78,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     prepare_out(spec.out, args.overwrite, inputs=[spec.input])
     quiet = getattr(args, "quiet", False)
+    # spec.out is already absolute (resolved against the spec's folder); this refuses it on a multi-node cluster
+    check_out_reachable(spec.out, args.address or spec.ray["address"], args.shared_out, quiet=quiet,
+                        label="the spec's out")
     summary = run_job(spec, log=lambda s: say(args, s), quiet=quiet, address=args.address)
     say(args, f"done in {summary['seconds']:.1f} s")
     print_outputs(output_paths(spec, summary))
@@ -89,7 +96,7 @@ def output_paths(spec, summary: dict) -> dict[str, Path]:
     for stage in spec.stages:
         if stage == "plan":
             for label, plan in summary["plan"]["plans"].items():
-                paths[f"plan {label}"] = Path(plan["path"])
+                paths[f"plan {label}"] = plan["path"]
         elif stage == "materialize":
             for label in summary["materialize"]:
                 paths[f"materialized {label}"] = spec.stage_dir(stage) / label
@@ -196,6 +203,8 @@ def _fit(spec, summary, log, quiet, address) -> dict:
 
     from thresher.mixtures.fitting import fit
     from thresher.mixtures.observations import load_observations
+    from thresher.pipeline.outputs import commit_bytes
+    from thresher.pipeline.storage import is_remote
 
     o = spec.sections["fit"]
     out = spec.stage_dir("fit")
@@ -212,14 +221,20 @@ def _fit(spec, summary, log, quiet, address) -> dict:
                               quiet=quiet, log=log)
         columns, source = PILOT_COLUMNS, "pilot proxy runs"
     else:
-        obs_path, columns, source = Path(o["observations"]), o["columns"], "observations file"
-    obs = load_observations(obs_path, columns, unit=unit)
+        obs_path, columns, source = o["observations"], o["columns"], "observations file"
+    if is_remote(obs_path):
+        from thresher.jobs.cmd_laws import load_run_table
+
+        obs = load_run_table(str(obs_path), columns, unit=unit)
+    else:
+        obs = load_observations(obs_path, columns, unit=unit)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fitted = fit(obs, o["law"], law_options=o["options"], fixed={k: float(v) for k, v in o["fix"].items()},
                      grid=o["grid"], max_starts=o["max_starts"], bootstrap=o["bootstrap"], seed=o["seed"],
                      two_stage=o["two_stage"])
-    fit_path = fitted.save(out / "fit.json")
+    fit_path = out / "fit.json"
+    commit_bytes(fitted.to_bytes(), fit_path)
     m = fitted.metrics
     log(f"         law {fitted.law_name} fitted on {fitted.n_obs} observations ({source}); "
         + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if isinstance(v, float)))
@@ -232,13 +247,13 @@ def _fit(spec, summary, log, quiet, address) -> dict:
 def _plan(spec, summary, log, quiet, address) -> dict:
     import numpy as np
 
+    from thresher.jobs.cmd_laws import _load_fit
     from thresher.jobs.planning_files import load_pools, save_frontier, save_plan
-    from thresher.mixtures.fitted_law import FittedLaw
     from thresher.mixtures.planning import frontier, plan
 
     o = spec.sections["plan"]
     out = spec.stage_dir("plan")
-    fitted = FittedLaw.load(summary["fit"]["path"])
+    fitted = _load_fit(summary["fit"]["path"])
     pools, unit = load_pools(summary["pools"]["path"])
     plans = {}
     for b in o["budgets"]:
@@ -261,6 +276,7 @@ def _plan(spec, summary, log, quiet, address) -> dict:
 
 def _materialize(spec, summary, log, quiet, address) -> dict:
     from thresher.pipeline.materialize import materialize
+    from thresher.pipeline.outputs import remove_tree
 
     o = spec.sections["materialize"]
     budgets = o["budgets"] or spec.sections["plan"]["budgets"]
@@ -269,7 +285,7 @@ def _materialize(spec, summary, log, quiet, address) -> dict:
         label = budget_label(b)
         dest = spec.stage_dir("materialize") / label
         if dest.exists():
-            shutil.rmtree(dest)  # cheap to redo, and the plan may have changed with the fit
+            remove_tree(dest)  # cheap to redo, and the plan may have changed with the fit
         res = materialize(summary["plan"]["plans"][label]["path"], spec.stage_dir("pools"), dest, seed=o["seed"],
                           expand=o["expand"], workers=spec.ray["workers"], address=address, quiet=quiet)
         log(f"         budget {label:>6}: {res['documents']} documents, {res['rows']} rows, "

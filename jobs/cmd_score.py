@@ -6,7 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from thresher.jobs.cli import UsageError
-from thresher.jobs.common import add_ray_options, add_read_options, parse_kv, prepare_out, print_outputs, say, split_list
+from thresher.jobs.common import (
+    add_ray_options,
+    add_read_options,
+    check_out_reachable,
+    parse_kv,
+    prepare_out,
+    print_outputs,
+    say,
+    split_list,
+)
 
 EXAMPLES = """examples:
   thresher score shards/ --out scored/
@@ -103,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     names = split_list(args.scorers) or list(DEFAULT_SCORERS)
     stages = build_stages(names, parse_kv(args.scorer_option, "--scorer-option"))
     out = prepare_out(args.out, args.overwrite, inputs=[args.input])
+    out = check_out_reachable(out, args.address, args.shared_out, quiet=getattr(args, "quiet", False))
     read = ReadOptions(text_field=args.text_field, id_field=args.id_field, carry=tuple(split_list(args.carry)),
                        strict=args.strict)
     job = MapJob(input=args.input, out_dir=out, stages=stages, read=read, part_bytes=args.part_mb * 1024 * 1024,

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from thresher.jobs.cli import UsageError
-from thresher.jobs.common import add_ray_options, prepare_out, print_outputs, recorded_inputs, say
+from thresher.jobs.common import add_ray_options, check_out_reachable, prepare_out, print_outputs, recorded_inputs, say
 
 EXAMPLES = """examples:
   thresher select scored/ --where "gopher_quality_pass and gopher_repetition_pass" --out selected/
@@ -34,25 +33,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    import pyarrow.dataset as pads
-
     from thresher.pipeline import expression
     from thresher.pipeline.ledger import format_counts
-    from thresher.pipeline.outputs import write_json_atomic
+    from thresher.pipeline.outputs import parquet_dataset, write_json_atomic
     from thresher.pipeline.select import load_job, select_part
     from thresher.pipeline.shards import Part
+    from thresher.pipeline.storage import at, place
     from thresher.pipeline.tasks import run_part_tasks, summarize_markers
 
-    scored = Path(args.scored)
+    scored = place(args.scored)
     job = load_job(scored)
     wanted = expression.columns(args.where)
     side = scored / "sidecars"
-    if side.is_dir() and any(side.rglob("*.parquet")):
-        names = pads.dataset(side, format="parquet").schema.names
+    if side.is_dir() and any(e.relative.endswith(".parquet") for e in at(side).files()):
+        names = parquet_dataset(side).schema.names
         unknown = [c for c in wanted if c not in names]
         if unknown:
             raise UsageError(f"--where uses unknown column(s) {unknown}; sidecar columns: {', '.join(names)}")
     out = prepare_out(args.out, args.overwrite, inputs=[args.scored, *recorded_inputs(scored)])
+    out = check_out_reachable(out, args.address, args.shared_out, quiet=getattr(args, "quiet", False))
     fingerprint = {"kind": "select", "scored": str(scored.resolve()), "where": args.where}
     manifest_path = out / "job.json"
     if manifest_path.exists() and json.loads(manifest_path.read_text()).get("fingerprint") != fingerprint:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.pipeline.outputs import write_text_atomic
+from thresher.pipeline.storage import place
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -93,6 +94,6 @@ class Report:
 
     def write(self, path: str | Path) -> Path:
         """Written atomically, so a reader never sees half a report."""
-        path = Path(path)
+        path = place(path)
         write_text_atomic(self.render(), path)
         return path

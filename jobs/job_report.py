@@ -20,10 +20,10 @@ MAX_SOURCES = 10
 
 
 def _score_table(spec, columns: list[str]):
-    import pyarrow.dataset as pads
+    from thresher.pipeline.outputs import parquet_dataset
 
     side = spec.stage_dir("score") / "sidecars"
-    ds = pads.dataset(side, format="parquet")
+    ds = parquet_dataset(side)
     have = [c for c in columns if c in ds.schema.names]
     return ds.to_table(columns=have)
 
@@ -126,12 +126,12 @@ def _pools_section(report: Report, summary: dict) -> None:
 
 
 def _decay(report: Report, summary: dict) -> None:
+    from thresher.jobs.cmd_laws import _load_fit
     from thresher.jobs.planning_files import load_pools
-    from thresher.mixtures.fitted_law import FittedLaw
     from thresher.mixtures.plots import draw_utility_decay
 
     f = summary["fit"]
-    fitted = FittedLaw.load(f["path"])
+    fitted = _load_fit(f["path"])
     pools, unit = load_pools(summary["pools"]["path"])
     note = ("The law was fitted on pilot observations produced by this job: quick real proxy runs (a character "
             "n-gram language model trained on slices of each pool, whole passes repeated, scored by held-out "
@@ -145,9 +145,9 @@ def _decay(report: Report, summary: dict) -> None:
     # pilots trained on the pool minus held-out documents: draw the law at that size with them
     sizes, observed = {}, {}
     if f["source"] == "pilot proxy runs":
-        from thresher.mixtures.observations import load_observations
+        from thresher.jobs.cmd_laws import load_run_table
 
-        obs = load_observations(f["observations"], f.get("columns"), unit=unit)
+        obs = load_run_table(f["observations"], f.get("columns"), unit=unit)
         for pool in pools:
             if pool.name not in obs.pools:
                 continue

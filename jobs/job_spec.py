@@ -31,6 +31,7 @@ from thresher.jobs.spec_kit import (
     text,
 )
 from thresher.pipeline.safety import GLOB_CHARS, MAX_SPEC_BYTES
+from thresher.pipeline.storage import StorageOptionError, check_options, is_remote, place
 
 STAGES = ("score", "dedupe", "pools", "fit", "plan", "materialize")
 _SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
@@ -101,6 +102,7 @@ TOP: dict[str, Field] = {
     "name": (optional(text), None), "input": (optional(text), None),
     "out": (text, Required("the job's output folder")), "report": (boolean, True), "version": (_version, 1),
     "read": (section(SCHEMA["read"]), None), "ray": (section(SCHEMA["ray"]), None),
+    "storage": (mapping, {}),
     **{stage: (section(SCHEMA[stage]), None) for stage in STAGES},
 }
 TOP_LEVEL = tuple(TOP)
@@ -119,6 +121,7 @@ class JobSpec:
     ray: dict[str, Any]
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: bool = True
+    storage: dict[str, Any] = field(default_factory=dict)
 
     def stage_dir(self, stage: str) -> Path:
         return self.out / stage
@@ -160,19 +163,27 @@ def parse_spec(data: Any, source: str = "job", base: Path | None = None) -> JobS
     if not stages:
         raise at.error(f"no stages; add at least one of {', '.join(STAGES)}")
     sections = {s: top[s] for s in stages}
-    out = Path(_resolve(top["out"], base))
+    out = place(_resolve(top["out"], base))
     inp = None if top["input"] is None else _resolve(top["input"], base)
     _check_stages(at, sections, inp)
     if sections.get("fit", {}).get("observations") is not None:
         sections["fit"]["observations"] = _resolve(sections["fit"]["observations"], base)
     read = top["read"] if top["read"] is not None else fields(at.child("read"), None, SCHEMA["read"])
     ray = top["ray"] if top["ray"] is not None else fields(at.child("ray"), None, SCHEMA["ray"])
+    try:
+        storage_options = check_options(top["storage"])
+    except StorageOptionError as exc:
+        raise at.child("storage").error(str(exc)) from None
     return JobSpec(source=source, name=top["name"] or out.name, out=out, input=inp, stages=stages, read=read, ray=ray,
-                   sections=sections, report=top["report"])
+                   sections=sections, report=top["report"], storage=storage_options)
 
 
-def _resolve(p: str, base: Path) -> str:
-    """A spec path against the spec's folder; globs are kept as patterns."""
+def _resolve(p: str, base: Any) -> str:
+    """A spec path against the spec's folder (a URI is kept as it is); globs are kept as patterns."""
+    if is_remote(p):
+        return p
+    if is_remote(base):
+        return str(base / p)
     if GLOB_CHARS & set(p):
         return p if Path(p).is_absolute() else str(base / p)
     return str((base / p).resolve()) if not Path(p).is_absolute() else p
@@ -228,6 +239,6 @@ def _check_score_options(at: At, score: dict[str, Any]) -> None:
 
 def load_spec(file: str | Path) -> JobSpec:
     """Read a YAML spec with yaml.safe_load (no tags, no objects) and validate it."""
-    file = Path(file)
+    file = place(file)
     data = load_yaml(file, "job spec", MAX_SPEC_BYTES)
     return parse_spec(data, str(file), file.resolve().parent)

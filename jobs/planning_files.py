@@ -13,19 +13,20 @@ from thresher.jobs.cli import UsageError
 from thresher.mixtures.planning import Frontier, Plan, Pool, pools_from_dict
 from thresher.pipeline.plans import write_frontier, write_plan
 from thresher.pipeline.pools import load_pools_json
+from thresher.pipeline.storage import Location, place
 
 POOLS_FILE = "pools.json"
 _HOW = "pass the --out directory of `thresher pools`, or its pools.json"
 
 
-def pools_file(path: str | Path) -> Path:
+def pools_file(path: str | Path) -> Path | Location:
     """The pools.json that `--pools PATH` means: PATH itself, or PATH/pools.json for a `thresher pools` folder.
 
     plan and frontier took only the file and materialize only the folder; both forms now
     work in each, and a missing one is one line naming the path (a UsageError), not a
     traceback from deep in a reader.
     """
-    given = Path(path)
+    given = place(path)
     if given.is_dir():
         if not (given / POOLS_FILE).is_file():
             raise UsageError(f"--pools {path}: the folder holds no {POOLS_FILE}; {_HOW}")
@@ -35,7 +36,7 @@ def pools_file(path: str | Path) -> Path:
     return given
 
 
-def pools_folder(path: str | Path) -> Path:
+def pools_folder(path: str | Path) -> Path | Location:
     """The `thresher pools` output folder that `--pools PATH` means, given it or its pools.json.
 
     materialize reads members/ next to pools.json, so a pools file under another name

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.metrics.errors import InputError
+from thresher.pipeline.storage import place
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_YAML_DEPTH = 32
@@ -348,7 +349,7 @@ def load_yaml(path: str | Path, what: str, max_bytes: int) -> Any:
 
     from thresher.pipeline.safety import InputTooLarge, read_capped
 
-    path = Path(path)
+    path = place(path)
     if not path.is_file():
         raise SpecError(f"{path}: no such {what}")
     try:
