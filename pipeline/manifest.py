@@ -212,3 +212,27 @@ def complete_parts(out: Any, keys: Iterable[str]) -> set[str]:
     with ThreadPoolExecutor(max_workers=32) as pool:
         intact = list(pool.map(lambda key: _check_part(where, key, markers), keys))
     return {key for key, ok in zip(keys, intact) if ok}
+
+
+def vouched_outputs(out: Any, subdir: str) -> dict[str, Any]:
+    """Part key -> its `subdir` file, for every part whose marker names one: the outputs a reader may trust.
+
+    Object stores have no rename, so a killed run can leave objects no marker vouches for;
+    a job that reads another's outputs takes only these (markers are read by a pool of
+    threads on a store).
+    """
+    where = place(out)
+    keys = sorted(completed_keys(where))
+
+    def named(key: str) -> bool:
+        marker = read_marker(where, key)
+        return marker is not None and subdir in marker.get("outputs", {})
+
+    if is_remote(where) and len(keys) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            found = list(pool.map(named, keys))
+    else:
+        found = [named(k) for k in keys]
+    return {key: part_file(where, subdir, key) for key, ok in zip(keys, found) if ok}

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from thresher.metrics.errors import InputError
 from thresher.metrics.files import JsonFormat, MiB
 from thresher.pipeline import expression
+from thresher.pipeline.manifest import vouched_outputs
 from thresher.pipeline.outputs import (
     load_format,
     read_parquet,
@@ -126,14 +127,10 @@ def score_values(expr: str, table: pa.Table) -> np.ndarray:
 
 
 def _sidecar_files(job_dir: Path | Location) -> dict[str, Path | Location]:
-    """Part key -> sidecar file of a job output directory (one listing, also on an object store)."""
-    side = job_dir / "sidecars"
+    """Part key -> sidecar file of a job output directory: only those a part's completion marker vouches for."""
     if not (job_dir / "job.json").exists():
         raise PoolError(f"{job_dir}: not a `thresher score` output (no job.json or sidecars/)")
-    if not side.is_dir():  # a job that kept no row wrote no sidecar (and an object store has no empty folders)
-        return {}
-    return {e.relative[: -len(".parquet")]: place(e.location) for e in at(side).files()
-            if e.relative.endswith(".parquet") and not e.location.name.startswith(".")}
+    return vouched_outputs(job_dir, "sidecars")
 
 
 @dataclass

@@ -16,6 +16,15 @@ from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.shards import discover, plan_parts
 
 
+def vouch(job_dir: Path, key: str, subdir: str) -> None:
+    """The completion marker a job writes for part `key` (readers trust only outputs a marker names)."""
+    from thresher.pipeline.outputs import file_sha256, marker_path
+
+    marker = marker_path(job_dir, key)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"outputs": {subdir: file_sha256(job_dir / subdir / f"{key}.parquet")}}))
+
+
 def make_scored_job(root: Path, n_docs: int = 60, n_shards: int = 2, seed: int = 0) -> tuple[Path, pa.Table]:
     """Real jsonl shards plus a hand-made score output (job.json + sidecars) with known scores and word counts."""
     rng = np.random.default_rng(seed)
@@ -39,6 +48,7 @@ def make_scored_job(root: Path, n_docs: int = 60, n_shards: int = 2, seed: int =
         path = scored / "sidecars" / f"{p.key}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(sub, path)
+        vouch(scored, p.key, "sidecars")
     job = {"fingerprint": {"kind": "score"}, "parts": [p.key for p in parts],
            "part_specs": [json.loads(p.to_json()) for p in parts], "read": asdict(ReadOptions(carry=("source",))),
            "input": str(shards)}
@@ -78,6 +88,7 @@ def test_thresholds_where_and_duplicates_exclude_documents(tmp_path):
         (dedupe / "sidecars" / rel).parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table({"id": key_ids, "duplicate_of": [dup_of[ids.index(i)] for i in key_ids]}),
                        dedupe / "sidecars" / rel)
+        vouch(dedupe, rel.as_posix()[: -len(".parquet")], "sidecars")
     (dedupe / "job.json").write_text("{}")
     spec = PoolSpec(score="quality * 10", method="thresholds", edges=(3.0, 7.0), where="ok", unit="samples")
     result = build_pools(scored, tmp_path / "pools", spec, dedupe=dedupe)
@@ -149,3 +160,14 @@ def test_pools_json_has_one_reader_that_checks_version_limits_and_rows(tmp_path,
         load_pools_json(tmp_path)
     with pytest.raises(PoolError, match=r"nowhere/pools\.json: no such pools file; pass the --out directory"):
         load_pools_json(tmp_path / "nowhere" / "pools.json")
+
+
+def test_a_sidecar_no_marker_vouches_for_is_not_read(tmp_path):
+    """A killed run can leave an output without its marker (on an object store nothing renames it away): pools
+    read only the parts their job completed."""
+    scored, table = make_scored_job(tmp_path)
+    stray = pa.table({"id": ["stray#0"], "source": ["x"], "gopher_words": [7], "quality": [0.9], "ok": [True]})
+    pq.write_table(stray, scored / "sidecars" / "stray.jsonl.part-00000.parquet")
+    result = build_pools(scored, tmp_path / "pools", PoolSpec(score="quality", edges=(0.5,)))
+    assert sum(p["documents"] for p in result["pools"]) == table.num_rows
+    assert "stray#0" not in read_members(tmp_path / "pools")["id"].to_pylist()
