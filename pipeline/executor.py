@@ -48,7 +48,7 @@ from thresher.pipeline.read_rows import MISSING_TEXT
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.shards import DEFAULT_PART_BYTES, DEFAULT_PART_ROWS, plan_parts
 from thresher.pipeline.stage import Stage
-from thresher.pipeline.storage import Location, is_remote, place
+from thresher.pipeline.storage import Location, at, is_remote, place
 from thresher.pipeline.tasks import summarize_markers, thresher_errors
 from thresher.pipeline.unique_ids import mark_ids_seen_in_earlier_parts
 
@@ -95,6 +95,10 @@ def run_map_job(job: MapJob) -> dict:
     from thresher.pipeline.cluster import cluster_cpus, ensure_ray
 
     out = place(job.out_dir)
+    for where in (at(job.input), at(out)):
+        if where.process_local:
+            raise InputError(f"{where.uri}: memory:// lives in this process only, and Ray workers run in others; "
+                             "use a local path or an object store for a job")
     out.mkdir(parents=True, exist_ok=True)
     engine = choose_engine(job.engine, job.stages)
     parts, pending = _saved_parts(out, job)

@@ -128,6 +128,11 @@ class Location:
         return self.protocol is not None
 
     @property
+    def process_local(self) -> bool:
+        """Whether only this process can see it (`memory://`): fine for a library call, never for Ray workers."""
+        return self.protocol == "memory"
+
+    @property
     def local(self) -> Path | None:
         """The local path, or None for a remote location."""
         return Path(self.path) if self.protocol is None else None

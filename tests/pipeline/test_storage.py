@@ -481,3 +481,16 @@ def test_throttling_that_persists_is_one_line(s3_root: Location, make_proxy: Cal
     msg = _one_line(exc.value, loc.uri, operation)
     assert "kept throttling" in msg and "max_attempts" in msg, msg
     assert proxy.throttled == 2  # max_attempts tries in all, then the error
+
+
+def test_a_job_over_memory_storage_is_refused_before_ray_starts(tmp_path) -> None:
+    """memory:// is one process's: Ray workers would find nothing there and quarantine every row as unreadable."""
+    from thresher.metrics.errors import InputError
+    from thresher.pipeline.executor import MapJob, run_map_job
+    from thresher.pipeline.registry import make_scorer
+
+    (storage.at("memory://thresher-jobs/in") / "a.jsonl").write_text('{"text": "a document"}\n')
+    for inp, out in (("memory://thresher-jobs/in", tmp_path / "out"), (str(tmp_path), "memory://thresher-jobs/out")):
+        with pytest.raises(InputError, match="memory:// lives in this process only"):
+            run_map_job(MapJob(input=inp, out_dir=out, stages=[make_scorer("c4")]))
+    assert not (tmp_path / "out").exists()
