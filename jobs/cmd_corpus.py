@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from thresher.pipeline.corpus import build_corpus, skipped_summary
     from thresher.pipeline.outputs import write_json_atomic
+    from thresher.pipeline.storage import place
 
     try:
         stats = build_corpus(args.src, args.out, split=args.split, min_chars=args.min_chars,
@@ -55,7 +56,7 @@ def run_build(args: argparse.Namespace) -> int:
         say(args, f"  {source:<24} {n:>8} documents")
     say(args, f"{stats.documents} documents from {len(stats.sources)} sources in {stats.shards} shards")
     outputs: dict[str, Path | str] = {"shards": args.out}
-    listing = Path(args.out) / SKIPPED_FILE
+    listing = place(args.out) / SKIPPED_FILE
     if stats.skipped_files:
         # stderr, and even with --quiet: files left out of a corpus are what users must not miss
         hint = "" if args.include_all else "; --include-suffix SUFFIX or --include-all reads them"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from thresher.pipeline.outputs import safe_join, write_gzip_atomic
+from thresher.pipeline.storage import place
 
 TEXT_SUFFIXES = {"", ".dz", ".txt", ".rst", ".md", ".text", ".pod", ".html", ".htm", ".tex", ".dict", ".gz", ".py", ".json", ".csv"}
 SAMPLE_BYTES = 8192
@@ -132,7 +133,7 @@ def build_corpus(
     read files of other suffixes as text too; a binary file (NUL bytes) is skipped either way.
     """
     include = normalize_suffixes(include_suffixes)
-    root, dest = Path(src), Path(out)
+    root, dest = Path(src), place(out)  # text files on this machine; the shards may go to a store
     if not root.is_dir():
         raise FileNotFoundError(f"{src}: not a directory")
     split_documents("", split, min_chars)  # validate the split mode before reading anything

@@ -79,3 +79,18 @@ def test_a_spec_on_s3_runs_every_stage_and_matches_a_local_run(tmp_path, s3_root
     assert set(summary["stages"]) == {"score", "dedupe", "pools", "fit", "plan", "materialize"}
     assert summary["plan"]["plans"] and all(p["path"].startswith("s3://") for p in summary["plan"]["plans"].values())
     assert b"<html" in on_s3["report.html"][:200].lower()
+
+
+def test_corpus_build_writes_its_shards_to_s3(tmp_path, s3_root, s3_server):
+    """Text files on this machine, shards on a store: the same bytes as shards on a local disk."""
+    tree = tmp_path / "tree"
+    (tree / "notes").mkdir(parents=True)
+    for i in range(3):
+        (tree / "notes" / f"n{i}.txt").write_text(f"Note {i}.\n\nA second paragraph of note {i}.\n")
+    store = ["--storage-option", f"endpoint_override={s3_server.endpoint}", "--quiet"]
+    assert main(["corpus", "build", "--from", str(tree), "--out", str(s3_root / "shards"), *store]) == 0
+    assert main(["corpus", "build", "--from", str(tree), "--out", str(tmp_path / "shards"), "--quiet"]) == 0
+    remote = {e.relative: e.location.read_bytes() for e in (s3_root / "shards").files()}
+    local = {p.relative_to(tmp_path / "shards").as_posix(): p.read_bytes() for p in (tmp_path / "shards").rglob("*")
+             if p.is_file()}
+    assert remote and remote == local
