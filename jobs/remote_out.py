@@ -23,11 +23,11 @@ def _below(inner: Location, outer: Location) -> bool:
     return inner.protocol == outer.protocol and (inner.path == outer.path or inner.path.startswith(outer.path + "/"))
 
 
-def check_remote_overlap(source: str | os.PathLike, out: Location) -> None:
+def check_remote_overlap(source: str | os.PathLike | Location, out: Location) -> None:
     """Refuse an output prefix that holds, or lies inside, the job's input (a glob's fixed part counts)."""
     if not is_remote(source):
         return  # a local input and a remote output cannot overlap
-    text = os.fspath(source)
+    text = source.uri if isinstance(source, Location) else os.fspath(source)
     fixed = text.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]
     src = at(fixed.rstrip("/") if fixed != text else text)
     if _below(out, src):
