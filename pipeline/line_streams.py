@@ -18,6 +18,7 @@ import pyarrow as pa
 from thresher.pipeline.parts import ShardError
 from thresher.pipeline.read_rows import RAW_KEEP_BYTES
 from thresher.pipeline.storage import Location
+from thresher.pipeline.storage.location import RawReader
 
 _BLANK_PEEK = 1 << 16
 
@@ -82,25 +83,6 @@ class Lines:
             yield head, used, False, blanks
 
 
-class _NativeRaw(io.RawIOBase):
-    """A pyarrow input stream as a raw Python file, so io.BufferedReader gives it bounded readline()."""
-
-    def __init__(self, stream: pa.NativeFile) -> None:
-        self.stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self.stream.close()
-        super().close()
-
-
 def open_compressed(source: Location, fmt: str) -> Any:
     """A binary file object that inflates a compressed JSON-lines shard (local or remote) as it is read."""
     if source.local is not None:
@@ -111,35 +93,14 @@ def open_compressed(source: Location, fmt: str) -> Any:
             return bz2.open(path, "rb")
         if fmt == "jsonl.xz":
             return lzma.open(path, "rb")
-        return io.BufferedReader(_NativeRaw(pa.CompressedInputStream(pa.OSFile(path), "zstd")), 1 << 20)
+        return io.BufferedReader(RawReader(pa.CompressedInputStream(pa.OSFile(path), "zstd")), 1 << 20)
     if fmt == "jsonl.zst":
         buffered = pa.BufferedInputStream(source.open_native(), 8 << 20)  # 8 MiB ranged reads, not many small ones
-        return io.BufferedReader(_NativeRaw(pa.CompressedInputStream(buffered, "zstd")), 1 << 20)
+        return io.BufferedReader(RawReader(pa.CompressedInputStream(buffered, "zstd")), 1 << 20)
     raw = source.open_input()
     opener = {"jsonl.gz": gzip.GzipFile, "jsonl.bz2": bz2.BZ2File, "jsonl.xz": lzma.LZMAFile}[fmt]
     # BufferedReader gives the bounded readline() and peek() that `Lines` needs
-    return io.BufferedReader(_Closing(opener(fileobj=raw) if fmt == "jsonl.gz" else opener(raw), raw), 1 << 20)
-
-
-class _Closing(io.RawIOBase):
-    """A decompressing file that closes the raw stream under it too (GzipFile and friends leave it open)."""
-
-    def __init__(self, inner: Any, raw: Any) -> None:
-        self.inner, self.raw = inner, raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.inner.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.inner.close()
-            self.raw.close()
-        super().close()
+    return io.BufferedReader(RawReader(opener(fileobj=raw) if fmt == "jsonl.gz" else opener(raw), raw), 1 << 20)
 
 
 CODECS = {"jsonl.gz": "gzip", "jsonl.bz2": "bzip2", "jsonl.xz": "xz", "jsonl.zst": "zstd"}

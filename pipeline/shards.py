@@ -10,10 +10,12 @@ the reader shares.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +26,7 @@ from thresher.pipeline.parts import Part, ShardError  # noqa: F401  (ShardError 
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.safety import MAX_DECOMPRESSED_BYTES, inflate_limit
 from thresher.pipeline.storage import Location, StorageError, at
+from thresher.pipeline.storage.location import RawReader
 
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
 PLAN_THREADS = 32  # concurrent lookups when planning remote shards
@@ -71,11 +74,12 @@ def _count_lines_at(path: Path | Location, cut_every: int, size: int | None = No
     return cuts
 
 
-def _open_gzip(path: Location) -> gzip.GzipFile:
+def _open_gzip(path: Location) -> Any:
     """A gzip stream, inflated as read: a local file directly, an object through buffered ranged reads."""
     if path.local is not None:
         return gzip.open(path.local, "rb")
-    return gzip.GzipFile(fileobj=path.open_input(), mode="rb")
+    raw = path.open_input()
+    return io.BufferedReader(RawReader(gzip.GzipFile(fileobj=raw, mode="rb"), raw), 1 << 20)
 
 
 def _gz_line_count(path: Path | Location, budget: int) -> tuple[int, int]:

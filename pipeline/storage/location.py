@@ -83,32 +83,37 @@ def _path_order(entry: Entry) -> list[str]:
     return entry.relative.split("/")
 
 
-class _Raw(io.RawIOBase):
-    """A pyarrow random-access file as a raw Python file, so io.BufferedReader batches its small reads."""
+class RawReader(io.RawIOBase):
+    """Anything with `read(n)` as a raw Python file, so `io.BufferedReader` can batch its reads and give
+    bounded `readline()` and `peek()`; closing it closes `source` and every stream in `also_close` (a
+    decompressor's underlying file). `seekable` passes seek and tell through (a random-access object)."""
 
-    def __init__(self, native: pa.NativeFile) -> None:
-        self.native = native
+    def __init__(self, source: Any, *also_close: Any, seekable: bool = False) -> None:
+        self.source, self.also_close, self._seekable = source, also_close, seekable
 
     def readable(self) -> bool:
         return True
 
     def seekable(self) -> bool:
-        return True
+        return self._seekable
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self.native.seek(offset, whence)
+        if not self._seekable:
+            raise io.UnsupportedOperation("seek")
+        return self.source.seek(offset, whence)
 
     def tell(self) -> int:
-        return self.native.tell()
+        return self.source.tell() if self._seekable else super().tell()
 
     def readinto(self, buffer: Any) -> int:
-        data = self.native.read(len(buffer))
+        data = self.source.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
     def close(self) -> None:
         if not self.closed:
-            self.native.close()
+            for stream in (self.source, *self.also_close):
+                stream.close()
         super().close()
 
 
@@ -302,7 +307,7 @@ class Location:
         if self.protocol is None:
             return open(self.path, "rb")
         native = self._call("open", self.fs.open_input_file, self._fs_path())
-        return io.BufferedReader(_Raw(native), buffer)
+        return io.BufferedReader(RawReader(native, seekable=True), buffer)
 
     def open_native(self) -> pa.NativeFile:
         """A pyarrow random-access file (for Parquet and Arrow readers); a local one is memory-mapped."""

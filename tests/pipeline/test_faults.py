@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from tests.conftest import tree_bytes
 from tests.docs import CLEAN
+from tests.drills import kill_once
 from thresher.pipeline import outputs
 from thresher.pipeline.engines.data import finalize_part, read_step, write_step
 from thresher.pipeline.engines.steps import apply_stage
@@ -106,36 +106,12 @@ def _kill_driver_after_parts(argv: list[str], out: Path, parts: int, total: int,
     watch = out if watch is None else watch
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_DEDUP_LOGS": "1"}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen([sys.executable, "-m", "thresher.jobs.cli", *argv, "--out", str(out), "--workers", "1",
-                             "--quiet"], cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    import psutil
-    import ray  # noqa: F401  (it bundles psutil and puts it on the path)
 
-    family: list[psutil.Process] = []
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline:
-            try:
-                family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-            except psutil.NoSuchProcess:
-                pass
-            if len(list((watch / MARKERS).rglob("*.json"))) >= parts if (watch / MARKERS).is_dir() else False:
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"the driver ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.02)
-        else:
-            pytest.fail("no part finished within the time limit")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started, like a lost machine
-        for p in family:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        proc.wait()
-    finished = len(list((watch / MARKERS).rglob("*.json")))
+    def marked() -> int:
+        return len(list((watch / MARKERS).rglob("*.json"))) if (watch / MARKERS).is_dir() else 0
+
+    kill_once([*argv, "--out", str(out), "--workers", "1", "--quiet"], env, marked, parts)
+    finished = marked()
     assert parts <= finished < total, f"{finished} parts finished; the kill came too late to test resuming"
     assert assert_markers_match_files(watch) == finished
     return finished

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.drills import kill_once
 from thresher.pipeline import storage
 from thresher.pipeline.ledger import STATUSES
 from thresher.pipeline.outputs import MARKERS, TMP
@@ -201,35 +201,7 @@ def run_cli(argv: list[str], env: dict[str, str] | None = None, timeout: float =
 def kill_driver_after_parts(argv: list[str], watch: Location, parts: int, total: int) -> int:
     """Run `thresher ARGV` in its own session and SIGKILL it, with the Ray it started, once `parts` part markers
     exist under `watch` (a map job's output prefix on S3); returns how many parts were marked complete."""
-    import psutil
-    import ray  # noqa: F401  (it bundles psutil and puts it on the path)
-
-    proc = subprocess.Popen([sys.executable, "-m", "thresher.jobs.cli", *argv, "--workers", "1", "--quiet"], cwd=REPO,
-                            env=cli_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    family: list[psutil.Process] = []
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline:
-            try:
-                family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-            except psutil.NoSuchProcess:
-                pass
-            if len(markers(watch)) >= parts:
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"the driver ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.02)
-        else:
-            pytest.fail("no part finished within the time limit")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started, like a lost machine
-        for p in family:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        proc.wait()
-        proc.stderr.close()
+    kill_once([*argv, "--workers", "1", "--quiet"], cli_env(), lambda: len(markers(watch)), parts)
     finished = len(markers(watch))
     assert parts <= finished < total, f"{finished} parts finished; the kill came too late to test resuming"
     assert assert_markers_match_objects(watch) == finished

@@ -494,3 +494,43 @@ def test_a_job_over_memory_storage_is_refused_before_ray_starts(tmp_path) -> Non
         with pytest.raises(InputError, match="memory:// lives in this process only"):
             run_map_job(MapJob(input=inp, out_dir=out, stages=[make_scorer("c4")]))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".jsonl.bz2", ".jsonl.xz", ".jsonl.zst", ".parquet"])
+def test_every_shard_format_reads_from_s3_as_from_disk(s3_root: Location, tmp_path, suffix: str) -> None:
+    """The reader streams each format from an object (ranged reads, inflated as read): the rows are the local ones,
+    also when planning cuts the shard into several parts."""
+    import bz2
+    import gzip
+    import json
+    import lzma
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from thresher.pipeline.reader import ReadOptions, read_part
+    from thresher.pipeline.shards import discover, plan_parts
+
+    lines = [json.dumps({"text": f"document {i} " + "word " * (i % 13)}) for i in range(400)] + ["{broken"]
+    raw = ("\n".join(lines) + "\n").encode()
+    local = tmp_path / f"s{suffix}"
+    if suffix == ".parquet":
+        pq.write_table(pa.table({"text": [json.loads(x)["text"] for x in lines[:-1]]}), local, row_group_size=50)
+    else:
+        data = {".jsonl": raw, ".jsonl.gz": gzip.compress(raw, mtime=0), ".jsonl.bz2": bz2.compress(raw),
+                ".jsonl.xz": lzma.compress(raw)}.get(suffix)
+        if data is None:
+            with pa.CompressedOutputStream(str(local), "zstd") as out:
+                out.write(raw)
+        else:
+            local.write_bytes(data)
+    (s3_root / local.name).write_bytes(local.read_bytes())
+
+    def rows(where: str) -> list:
+        _, shards = discover(where)
+        parts = plan_parts(shards, part_bytes=2048, part_rows=100)
+        tables = [read_part(p, ReadOptions()) for p in parts]
+        return [len(parts)] + [t.select(["id", "text", "__malformed"]).to_pylist() for t in tables]
+
+    here, there = rows(str(local)), rows(str(s3_root / local.name))
+    assert here == there and sum(len(t) for t in here[1:]) >= 400
