@@ -87,6 +87,7 @@ def score(input: str, out: str | Path, scorers: Sequence[str] = DEFAULT_SCORERS,
     from thresher.pipeline.executor import MapJob, run_map_job
     from thresher.pipeline.reader import ReadOptions
     from thresher.pipeline.registry import make_scorer
+    from thresher.pipeline.storage import place
 
     options = dict(options or {})
     unknown = sorted(set(options) - set(scorers))
@@ -94,7 +95,7 @@ def score(input: str, out: str | Path, scorers: Sequence[str] = DEFAULT_SCORERS,
         raise ValueError(f"options given for scorer(s) not selected: {unknown}")
     stages = [make_scorer(name, **dict(options.get(name, {}))) for name in scorers]
     read = ReadOptions(text_field=text_field, id_field=id_field, carry=tuple(carry), strict=strict)
-    return run_map_job(MapJob(input=str(input), out_dir=Path(out), stages=stages, read=read, workers=workers,
+    return run_map_job(MapJob(input=str(input), out_dir=place(out), stages=stages, read=read, workers=workers,
                               address=address, quiet=quiet, engine=engine))
 
 
@@ -104,5 +105,6 @@ def dedupe(input: str, out: str | Path, method: str = "minhash", **settings: Any
     `settings` are `DedupeJob` fields (threshold, num_perm, ngram, bands, rows, keep_by, seed, ...).
     """
     from thresher.pipeline.dedupe.job import DedupeJob, run_dedupe
+    from thresher.pipeline.storage import place
 
-    return run_dedupe(DedupeJob(input=str(input), out_dir=Path(out), method=method, **settings))
+    return run_dedupe(DedupeJob(input=str(input), out_dir=place(out), method=method, **settings))

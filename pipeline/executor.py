@@ -36,7 +36,7 @@ from thresher.pipeline.manifest import (
 from thresher.pipeline.outputs import (
     TMP,
     part_file,
-    read_marker,
+    read_markers,
     read_parquet,
     remove_stale_tmp,
     remove_tree,
@@ -122,7 +122,7 @@ def run_map_job(job: MapJob) -> dict:
                        workers=job.workers or cluster_cpus(), quiet=job.quiet)
         with thresher_errors():
             RUNNERS[engine](work, pending)
-    if job.read.id_field and not any(read_marker(out, p.key) is None for p in parts):
+    if job.read.id_field and not any(m is None for m in read_markers(out, [p.key for p in parts])):
         mark_ids_seen_in_earlier_parts(out, parts, job.read)
     summary = summarize(out, parts, job.stages, time.perf_counter() - t0, skipped=len(parts) - len(pending))
     _check_text_field_found(summary, out, parts, job)
@@ -190,8 +190,19 @@ def _fields_seen(out: Path, parts: list[Part]) -> str:
     return "none"
 
 
-def _clear_leftovers(out: Path, pending: list[Part]) -> None:
-    """Chunks and half-written files of a killed run: its chunks may be cut differently, so start those parts clean."""
+def _clear_leftovers(out: Path | Location, pending: list[Part]) -> None:
+    """Chunks and half-written files of a killed run: its chunks may be cut differently, so start those parts clean.
+
+    On an object store one listing of the scratch prefix finds the parts that left chunks (uploads leave no
+    half-written objects), instead of two requests per pending part.
+    """
+    if isinstance(out, Location):
+        scratch = out / TMP
+        left = {e.relative.rsplit("/", 1)[0] for e in scratch.files()} if scratch.is_dir() else set()  # key/NNN.parquet
+        for p in pending:
+            if p.key in left:
+                remove_tree(safe_join(out, f"{TMP}/{p.key}"))
+        return
     for p in pending:
         remove_tree(safe_join(out, f"{TMP}/{p.key}"))
         for sub in PART_FILES:
@@ -212,12 +223,10 @@ def _add_counters(total: dict[str, Any], counters: dict[str, Any]) -> None:
 
 def summarize(out: Path, parts: list[Part], stages: list[Stage], seconds: float, skipped: int = 0) -> dict:
     """Add up the markers of all parts into summary.json and stats.json."""
-    markers = []
-    for p in parts:
-        m = read_marker(out, p.key)
+    markers = read_markers(out, [p.key for p in parts])
+    for p, m in zip(parts, markers):
         if m is None:
             raise RuntimeError(f"part {p.key} has no completion marker; rerun the job to finish it")
-        markers.append(m)
     stage_stats: dict[str, dict] = {}
     for s in stages:
         agg: dict[str, Any] = {"rows_in": 0, "rows_out": 0, "seconds": 0.0, "fail_reasons": {}}

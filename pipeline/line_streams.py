@@ -48,6 +48,9 @@ class Lines:
         """Consume the bare newlines at the stream's position; returns how many."""
         skipped = 0
         while self.span is None or self.seen < self.span:
+            head = self.fh.peek(1)
+            if not head or head[0] != 10:  # the usual case: no empty line here, and no copy of the buffer
+                break
             buf = self.fh.peek(_BLANK_PEEK)[:_BLANK_PEEK]
             n = len(buf) - len(buf.lstrip(b"\n"))
             if self.span is not None:
@@ -97,11 +100,41 @@ def open_compressed(source: Location, fmt: str) -> Any:
     if fmt == "jsonl.zst":
         buffered = pa.BufferedInputStream(source.open_native(), 8 << 20)  # 8 MiB ranged reads, not many small ones
         return io.BufferedReader(RawReader(pa.CompressedInputStream(buffered, "zstd")), 1 << 20)
-    raw = source.open_input()
-    opener = {"jsonl.gz": gzip.GzipFile, "jsonl.bz2": bz2.BZ2File, "jsonl.xz": lzma.LZMAFile}[fmt]
-    # BufferedReader gives the bounded readline() and peek() that `Lines` needs
-    return io.BufferedReader(RawReader(opener(fileobj=raw) if fmt == "jsonl.gz" else opener(raw), raw), 1 << 20)
+    return _OWNING[fmt](source.open_input())
 
+
+class _ClosesRaw:
+    """A decompressor over an object's buffered reader that closes that reader with it (they leave it open)."""
+
+    _raw: Any
+
+    def close(self) -> None:
+        try:
+            super().close()  # type: ignore[misc]
+        finally:
+            self._raw.close()
+
+
+class _GzipOf(_ClosesRaw, gzip.GzipFile):
+    def __init__(self, raw: Any) -> None:
+        gzip.GzipFile.__init__(self, fileobj=raw, mode="rb")
+        self._raw = raw
+
+
+class _Bz2Of(_ClosesRaw, bz2.BZ2File):
+    def __init__(self, raw: Any) -> None:
+        bz2.BZ2File.__init__(self, raw, mode="rb")
+        self._raw = raw
+
+
+class _XzOf(_ClosesRaw, lzma.LZMAFile):
+    def __init__(self, raw: Any) -> None:
+        lzma.LZMAFile.__init__(self, raw, mode="rb")
+        self._raw = raw
+
+
+# the decompressors give the bounded readline() and the peek() that `Lines` needs
+_OWNING = {"jsonl.gz": _GzipOf, "jsonl.bz2": _Bz2Of, "jsonl.xz": _XzOf}
 
 CODECS = {"jsonl.gz": "gzip", "jsonl.bz2": "bzip2", "jsonl.xz": "xz", "jsonl.zst": "zstd"}
 

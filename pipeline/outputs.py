@@ -238,6 +238,18 @@ def read_marker(out_dir: str | os.PathLike | Location, key: str) -> dict | None:
         return None  # a marker is written atomically; an unreadable one means redo the part
 
 
+def read_markers(out_dir: str | os.PathLike | Location, keys: list[str]) -> list[dict | None]:
+    """The markers of `keys`, in order (None where missing): on an object store by a pool of threads, since
+    one request after another costs a round trip per part."""
+    where = place(out_dir)
+    if isinstance(where, Location) and len(keys) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            return list(pool.map(lambda key: read_marker(where, key), keys))
+    return [read_marker(where, key) for key in keys]
+
+
 def completed_keys(out_dir: str | os.PathLike | Location) -> set[str]:
     root = at(out_dir) / MARKERS
     if not root.is_dir():

@@ -17,7 +17,7 @@ from typing import Any
 
 from thresher.metrics.errors import ThresherError
 from thresher.pipeline.manifest import complete_parts
-from thresher.pipeline.outputs import read_marker
+from thresher.pipeline.outputs import read_markers
 from thresher.pipeline.parts import Part
 from thresher.pipeline.storage import place
 
@@ -220,12 +220,10 @@ def run_part_tasks(
         shared = ray.put(kwargs or {})
         run_remote(_part_task, [(fn, p.to_json(), str(out_dir), shared) for p in pending], size,
                    bar=progress(len(parts), len(parts) - len(pending), quiet, desc=desc))
-    markers = []
-    for p in parts:
-        m = read_marker(out_dir, p.key)
+    markers = read_markers(out_dir, [p.key for p in parts])
+    for p, m in zip(parts, markers):
         if m is None:
             raise RuntimeError(f"part {p.key} has no completion marker after the run; rerun to finish it")
-        markers.append(m)
     return markers
 
 

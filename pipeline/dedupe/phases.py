@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from thresher.pipeline.dedupe.shingles import mix64
 from thresher.pipeline.outputs import read_arrow, safe_join, write_arrow_atomic, write_json_atomic
-from thresher.pipeline.storage import at, place
+from thresher.pipeline.storage import at, is_remote, place
 from thresher.pipeline.tasks import progress, run_remote
 
 MARKERS = "_complete"
@@ -93,18 +93,32 @@ def run_phase(
     workers: int = 2,
     quiet: bool = True,
 ) -> list[dict]:
-    """Run `fn(key, **kwargs)` as a Ray task for every key without a marker; return all markers in key order."""
-    pending = [k for k in keys if not task_marker(work, phase, k).exists()]
+    """Run `fn(key, **kwargs)` as a Ray task for every key without a marker; return all markers in key order.
+
+    On an object store the markers are found with one listing and read by a pool of threads.
+    """
+    remote = is_remote(work)
+    if remote:
+        folder = at(work) / phase / MARKERS
+        marked = {e.relative[: -len(".json")] for e in folder.files() if e.relative.endswith(".json")}
+        pending = [k for k in keys if k not in marked]
+    else:
+        pending = [k for k in keys if not task_marker(work, phase, k).exists()]
     if pending:
         import ray
 
         shared = ray.put(kwargs or {})
         run_remote(_run_one, [(fn, str(task_marker(work, phase, k)), k, shared) for k in pending], workers,
                    bar=progress(len(keys), len(keys) - len(pending), quiet, unit="task", desc=phase))
-    out = []
-    for k in keys:
+    def read(k: str) -> dict:
         path = task_marker(work, phase, k)
         if not path.exists():
             raise RuntimeError(f"phase {phase}: task {k} has no marker after the run; rerun to finish it")
-        out.append(json.loads(path.read_text()))
-    return out
+        return json.loads(path.read_text())
+
+    if remote and len(keys) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            return list(pool.map(read, keys))
+    return [read(k) for k in keys]

@@ -110,6 +110,10 @@ class RawReader(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
+    def readall(self) -> bytes:
+        """The rest in one read of the source (for an object: one ranged request, not one per 8 KiB)."""
+        return bytes(self.source.read())
+
     def close(self) -> None:
         if not self.closed:
             for stream in (self.source, *self.also_close):
@@ -320,8 +324,10 @@ class Location:
         if self.protocol is None:
             with open(self.path, "rb") as fh:
                 return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
-        with self.open_input() as fh:
-            return self._call("read", fh.read) if max_bytes is None else self._call("read", fh.read, max_bytes + 1)
+        with self._call("open", self.fs.open_input_file, self._fs_path()) as native:
+            size = native.size()
+            want = size if max_bytes is None else min(size, max_bytes + 1)
+            return self._call("read", native.read, want)  # one ranged request for the whole object
 
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
