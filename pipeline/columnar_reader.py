@@ -103,11 +103,13 @@ def records_from_table(table: pa.Table, part: Part, opts: ReadOptions, out: Rows
 def read_parquet(part: Part, opts: ReadOptions, out: Rows) -> None:
     try:
         source = at(part.path)
-        pf = pq.ParquetFile(part.path if source.local is not None else source.open_native(), pre_buffer=True)
+        native = None if source.local is not None else source.open_native()
+        pf = pq.ParquetFile(part.path if native is None else native, pre_buffer=True)
         groups = list(range(pf.metadata.num_row_groups) if part.batch_start is None
                       else range(part.batch_start, part.batch_stop))
         inflated = sum(pf.metadata.row_group(g).total_byte_size for g in groups)
-        budget = inflate_limit(source.stat().size, opts.max_decompressed_bytes, opts.max_compression_ratio)
+        size = source.stat().size if native is None else native.size()  # no second lookup of an object
+        budget = inflate_limit(size, opts.max_decompressed_bytes, opts.max_compression_ratio)
         if inflated > budget:
             raise ShardError(f"row groups inflate to {inflated} bytes, over the limit of {budget} (raise "
                              f"max_decompressed_bytes / max_compression_ratio if this is expected)")

@@ -86,8 +86,11 @@ class Lines:
             yield head, used, False, blanks
 
 
-def open_compressed(source: Location, fmt: str) -> Any:
-    """A binary file object that inflates a compressed JSON-lines shard (local or remote) as it is read."""
+def open_compressed(source: Location, fmt: str, raw: Any = None) -> Any:
+    """A binary file object that inflates a compressed JSON-lines shard (local or remote) as it is read.
+
+    `raw`: the remote object already opened (`Location.open_input_sized`), saving a second lookup.
+    """
     if source.local is not None:
         path = str(source.local)
         if fmt == "jsonl.gz":
@@ -97,10 +100,11 @@ def open_compressed(source: Location, fmt: str) -> Any:
         if fmt == "jsonl.xz":
             return lzma.open(path, "rb")
         return io.BufferedReader(RawReader(pa.CompressedInputStream(pa.OSFile(path), "zstd")), 1 << 20)
+    raw = source.open_input() if raw is None else raw  # reads of 8 MiB: a few ranged requests, not many small ones
     if fmt == "jsonl.zst":
-        buffered = pa.BufferedInputStream(source.open_native(), 8 << 20)  # 8 MiB ranged reads, not many small ones
-        return io.BufferedReader(RawReader(pa.CompressedInputStream(buffered, "zstd")), 1 << 20)
-    return _OWNING[fmt](source.open_input())
+        return io.BufferedReader(RawReader(pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), "zstd"), raw),
+                                 1 << 20)
+    return _OWNING[fmt](raw)
 
 
 class _ClosesRaw:

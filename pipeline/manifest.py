@@ -180,8 +180,10 @@ def part_intact(out: Any, key: str) -> bool:
     if marker is None:
         return False
     for name, digest in marker.get("outputs", {}).items():
-        path = part_file(out, name, key)
-        if not path.exists() or file_sha256(path) != digest:
+        try:
+            if file_sha256(part_file(out, name, key)) != digest:
+                return False
+        except FileNotFoundError:  # deleted behind the job's back (StorageNotFound on a store)
             return False
     return True
 

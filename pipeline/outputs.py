@@ -230,10 +230,10 @@ def marker_path(out_dir: str | os.PathLike | Location, key: str) -> Where:
 
 def read_marker(out_dir: str | os.PathLike | Location, key: str) -> dict | None:
     path = marker_path(out_dir, key)
-    if not path.exists():
-        return None
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text())  # no lookup first: on an object store that would be a request more
+    except FileNotFoundError:  # StorageNotFound is one too
+        return None
     except json.JSONDecodeError:
         return None  # a marker is written atomically; an unreadable one means redo the part
 

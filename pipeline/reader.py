@@ -149,8 +149,13 @@ def _read_jsonl_compressed(part: Part, opts: ReadOptions, out: Rows) -> None:
     row = 0
     try:
         source = at(part.path)
-        budget = inflate_limit(source.stat().size, opts.max_decompressed_bytes, opts.max_compression_ratio)
-        with open_compressed(source, part.fmt) as fh:
+        raw = None
+        if source.local is None:  # one lookup: the size comes with opening the object
+            raw, size = source.open_input_sized()
+        else:
+            size = source.stat().size
+        budget = inflate_limit(size, opts.max_decompressed_bytes, opts.max_compression_ratio)
+        with open_compressed(source, part.fmt, raw) as fh:
             for line, _, whole, blanks in Lines(fh, opts.max_doc_bytes, budget):
                 row += blanks
                 if part.stop is not None and row >= part.stop:

@@ -313,6 +313,14 @@ class Location:
         native = self._call("open", self.fs.open_input_file, self._fs_path())
         return io.BufferedReader(RawReader(native, seekable=True), buffer)
 
+    def open_input_sized(self, buffer: int = READ_BUFFER) -> tuple[IO[bytes], int]:
+        """`open_input` and the file's size, from the one lookup that opening an object makes anyway."""
+        if self.protocol is None:
+            fh = open(self.path, "rb")
+            return fh, os.fstat(fh.fileno()).st_size
+        native = self._call("open", self.fs.open_input_file, self._fs_path())
+        return io.BufferedReader(RawReader(native, seekable=True), buffer), native.size()
+
     def open_native(self) -> pa.NativeFile:
         """A pyarrow random-access file (for Parquet and Arrow readers); a local one is memory-mapped."""
         if self.protocol is None:
