@@ -18,7 +18,7 @@ import pyarrow as pa
 from thresher.pipeline.parts import ShardError
 from thresher.pipeline.read_rows import RAW_KEEP_BYTES
 from thresher.pipeline.storage import Location
-from thresher.pipeline.storage.location import RawReader
+from thresher.pipeline.storage.raw import RawReader
 
 _BLANK_PEEK = 1 << 16
 

@@ -26,7 +26,7 @@ from thresher.pipeline.parts import Part, ShardError  # noqa: F401  (ShardError 
 from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.safety import MAX_DECOMPRESSED_BYTES, inflate_limit
 from thresher.pipeline.storage import Location, StorageError, at
-from thresher.pipeline.storage.location import RawReader
+from thresher.pipeline.storage.raw import RawReader
 
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
 PLAN_THREADS = 32  # concurrent lookups when planning remote shards

@@ -6,18 +6,9 @@ pyarrow file system) for any other protocol, the local disk as it always was. A 
 protocol is a line in `backends`.
 """
 from thresher.pipeline.storage.errors import StorageAccessError, StorageError, StorageNotFound, storage_error
-from thresher.pipeline.storage.location import (
-    Entry,
-    Location,
-    Stat,
-    at,
-    configure,
-    current_options,
-    is_remote,
-    place,
-    split_uri,
-)
+from thresher.pipeline.storage.location import Entry, Location, Stat
 from thresher.pipeline.storage.options import StorageOptionError, check_options, parse_option_items
+from thresher.pipeline.storage.resolve import at, configure, current_options, is_remote, place, split_uri
 
 __all__ = [
     "Entry", "Location", "Stat", "StorageAccessError", "StorageError", "StorageNotFound", "StorageOptionError", "at",

@@ -25,43 +25,11 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from thresher.pipeline.storage.backends import ALIASES, NATIVE, filesystem, fsspec_path
+from thresher.pipeline.storage.backends import NATIVE, filesystem, fsspec_path
 from thresher.pipeline.storage.errors import StorageError, StorageNotFound, storage_error
-from thresher.pipeline.storage.options import StorageOptionError, check_options
+from thresher.pipeline.storage.raw import RawReader
 
 READ_BUFFER = 8 << 20  # one ranged GET per 8 MiB read from an object store
-_DEFAULTS: dict[str, Any] = {}
-
-
-def configure(options: dict[str, Any] | None) -> dict[str, Any]:
-    """Make `options` this process's storage options (the CLI does this once per command)."""
-    checked = check_options(options)
-    _DEFAULTS.clear()
-    _DEFAULTS.update(checked)
-    return checked
-
-
-def current_options() -> dict[str, Any]:
-    return dict(_DEFAULTS)
-
-
-def split_uri(text: str) -> tuple[str | None, str]:
-    """(protocol, rest) of `proto://rest`; (None, text) for a local path (`file://` included)."""
-    head, sep, rest = text.partition("://")
-    if not sep or "/" in head or not head or not head.replace("+", "").replace("-", "").isalnum():
-        return None, text
-    proto = ALIASES.get(head.lower(), head.lower())
-    if proto == "file":
-        return None, rest if rest.startswith("/") else "/" + rest
-    return proto, rest
-
-
-def is_remote(where: str | os.PathLike | Location) -> bool:
-    if isinstance(where, Location):
-        return where.remote
-    return split_uri(os.fspath(where))[0] is not None
-
-
 @dataclass(frozen=True)
 class Stat:
     size: int
@@ -81,44 +49,6 @@ class Entry:
 def _path_order(entry: Entry) -> list[str]:
     """Sort as `pathlib` sorts paths: name by name, so `d/x` comes before `d.x` as it does locally."""
     return entry.relative.split("/")
-
-
-class RawReader(io.RawIOBase):
-    """Anything with `read(n)` as a raw Python file, so `io.BufferedReader` can batch its reads and give
-    bounded `readline()` and `peek()`; closing it closes `source` and every stream in `also_close` (a
-    decompressor's underlying file). `seekable` passes seek and tell through (a random-access object)."""
-
-    def __init__(self, source: Any, *also_close: Any, seekable: bool = False) -> None:
-        self.source, self.also_close, self._seekable = source, also_close, seekable
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return self._seekable
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if not self._seekable:
-            raise io.UnsupportedOperation("seek")
-        return self.source.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self.source.tell() if self._seekable else super().tell()
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.source.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readall(self) -> bytes:
-        """The rest in one read of the source (for an object: one ranged request, not one per 8 KiB)."""
-        return bytes(self.source.read())
-
-    def close(self) -> None:
-        if not self.closed:
-            for stream in (self.source, *self.also_close):
-                stream.close()
-        super().close()
 
 
 class Location:
@@ -438,38 +368,3 @@ class Location:
 
 def _restore(protocol: str | None, path: str, options: dict[str, Any]) -> Location:
     return Location(protocol, path, options)
-
-
-def at(where: str | os.PathLike | Location, options: dict[str, Any] | None = None) -> Location:
-    """The Location a user's path or URI names; `options` default to the process's (`configure`).
-
-    A URI that holds credentials (`s3://KEY:SECRET@bucket/...`) is refused: credentials come
-    from the provider chain, never from a path that ends up in logs and job.json.
-    """
-    if isinstance(where, Location):
-        return where
-    text = os.fspath(where)
-    protocol, rest = split_uri(text)
-    if protocol is None:
-        return Location(None, rest)
-    host = rest.split("/", 1)[0]
-    if "@" in host:
-        raise StorageOptionError(f"{protocol}://{host.rsplit('@', 1)[1]}/...: a URI with credentials in it is refused; "
-                                 "give credentials through the environment or the provider's config files")
-    if not host and protocol in NATIVE:
-        raise StorageOptionError(f"{text}: no bucket named (expected {protocol}://BUCKET/PATH)")
-    opts = check_options(options) if options is not None else dict(_DEFAULTS)
-    return Location(protocol, rest, opts)
-
-
-def place(where: str | os.PathLike | Location) -> Path | Location:
-    """A local `Path` for a local path, a `Location` for a URI.
-
-    Code that uses only what both offer (`/`, `name`, `parent`, `exists`, `is_file`,
-    `is_dir`, `read_text`, `read_bytes`, `unlink(missing_ok=True)`, `mkdir`, `iterdir`)
-    runs unchanged on both, and local paths keep every behaviour they had.
-    """
-    if isinstance(where, Location):
-        return where.local if where.local is not None else where
-    loc = at(where)
-    return Path(os.fspath(where)) if loc.local is not None and not isinstance(where, str) else (loc.local or loc)
