@@ -9,10 +9,11 @@ from thresher.jobs.common import prepare_out, print_outputs, recorded_inputs, sa
 EXAMPLES = """examples:
   thresher pools scored/ --score gopher_alpha_words_ratio --quantiles 0.5,0.9 --out pools/
   thresher pools scored/ --score classifier_prob --thresholds 0.2,0.6 --names low,mid,high --out pools/
+  thresher pools scored/ classified/ --score classifier_prob --where "gopher_words >= 50" --quantiles 0.5 --out pools/
   thresher pools scored/ --dedupe deduped/ --score "gopher_stop_words * 1.0 / (gopher_words + 1)" \\
       --quantiles 0.4,0.75 --where "gopher_words >= 8" --out pools/
 
-SCORED is a `thresher score` output. --score is a sidecar column or arithmetic over
+SCORED is a `thresher score` output (or several over the same input, joined on doc id). --score is a sidecar column or arithmetic over
 columns (higher = better). Documents that fail --where, have no score, or are
 duplicates in --dedupe join no pool. pools.json is the --pools file of `thresher
 plan`; members/ lists which pool each document joined (read by `thresher materialize`).
@@ -24,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Group the documents of a score job into pools by a score; count documents and "
                                    "unique tokens per pool (pools.json).",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scored", help="output directory of `thresher score`")
+    p.add_argument("scored", nargs="+", help="output directory of `thresher score`; several (the same input scored "
+                                             "by other scorers): their sidecar columns are joined on doc id")
     p.add_argument("--score", required=True, help="sidecar column or arithmetic expression; higher is better")
     cut = p.add_mutually_exclusive_group(required=True)
     cut.add_argument("--quantiles", help="comma-separated fractions in (0, 1), e.g. 0.5,0.9")
@@ -54,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
     names = tuple(n.strip() for n in args.names.split(",")) if args.names else None
     spec = PoolSpec(score=args.score, method=method, edges=edges, names=names, where=args.where,
                     tokens=args.tokens, unit=args.unit)
-    upstream = [args.scored, args.dedupe, *recorded_inputs(args.scored), *recorded_inputs(args.dedupe)]
+    main, *also = args.scored
+    upstream = [*args.scored, args.dedupe, *(r for s in args.scored for r in recorded_inputs(s)),
+                *recorded_inputs(args.dedupe)]
     out = prepare_out(args.out, args.overwrite, inputs=upstream)
-    result = build_pools(args.scored, out, spec, dedupe=args.dedupe)
+    result = build_pools(main, out, spec, dedupe=args.dedupe, also=also)
     for p in result["pools"]:
         say(args, f"  {p['name']:<14} {p['documents']:>9} documents {p['unique']:>14.0f} {result['unit']} unique  "
                   f"score {p['score_low']:.4g} .. {p['score_high']:.4g}")

@@ -143,16 +143,40 @@ class _PartScores:
     source: pa.Array | None
 
 
-def _read_part(key: str, path: Path, spec: PoolSpec, dup_path: Path | None, counts: dict) -> _PartScores:
+def _joined_columns(path: Any, wanted: set[str], also: Sequence[Any]) -> pa.Table:
+    """`id`, the wanted columns (and `source`) of one part: from its sidecar, and the columns it lacks from the
+    same part's sidecars of the other score outputs (`also`), whose rows must be the same documents in order."""
     names = read_schema(path).names
+    schemas = [read_schema(p).names for p in also]
+    found = set(names).union(*schemas) if schemas else set(names)
+    missing = sorted(c for c in wanted if c not in found)
+    if missing:
+        shown = ", ".join(sorted(found - {"id"}))
+        raise PoolError(f"{path}: no column(s) {missing} for the pools (columns: {shown})")
+    own = sorted(c for c in wanted if c in names)
+    cols = ["id"] + own + (["source"] if "source" in names and "source" not in wanted else [])
+    table = read_parquet(path, columns=cols)
+    taken = set(own)
+    for other, other_names in zip(also, schemas):
+        extra = sorted(c for c in wanted if c in other_names and c not in taken)
+        if not extra:
+            continue
+        more = read_parquet(other, columns=["id", *extra])
+        if more.num_rows != table.num_rows or not more["id"].equals(table["id"]):
+            raise PoolError(f"{other}: its documents do not match {path}; score outputs joined for pools must "
+                            "read the same input with the same read options")
+        for c in extra:
+            table = table.append_column(c, more[c])
+        taken.update(extra)
+    return table
+
+
+def _read_part(key: str, path: Path, spec: PoolSpec, dup_path: Path | None, counts: dict,
+               also: Sequence[Any] = ()) -> _PartScores:
     wanted = set(expression.columns(spec.score)) | set(expression.columns(spec.where) if spec.where else [])
     if spec.unit == "tokens":
         wanted.add(spec.tokens)
-    missing = sorted(c for c in wanted if c not in names)
-    if missing:
-        raise PoolError(f"{path}: no column(s) {missing} for the pools (columns: {', '.join(names)})")
-    cols = ["id"] + sorted(wanted) + (["source"] if "source" in names and "source" not in wanted else [])
-    table = read_parquet(path, columns=cols)
+    table = _joined_columns(path, wanted, also)
     n = table.num_rows
     score = score_values(spec.score, table) if n else np.zeros(0)
     eligible = np.isfinite(score)
@@ -184,12 +208,25 @@ def _cut_points(spec: PoolSpec, scores: np.ndarray) -> np.ndarray:
     return np.quantile(scores, spec.edges, method="lower")
 
 
-def build_pools(scored: str | Path, out: str | Path, spec: PoolSpec, dedupe: str | Path | None = None) -> dict:
-    """Cut the documents of a score job into pools; write pools.json, members/ and summary.json."""
+def build_pools(scored: str | Path, out: str | Path, spec: PoolSpec, dedupe: str | Path | None = None,
+                also: Sequence[str | Path] = ()) -> dict:
+    """Cut the documents of a score job into pools; write pools.json, members/ and summary.json.
+
+    `also`: more score outputs over the same input (other scorers, run separately); a column
+    the score, --where or tokens name is taken from the first output that has it, joined on
+    doc id part by part.
+    """
     scored, out = place(scored), place(out)
     files = _sidecar_files(scored)
     if not files:
         raise PoolError(f"{scored}/sidecars: no sidecar files; did the score job finish?")
+    others = [place(a) for a in also]
+    other_files = [_sidecar_files(a) for a in others]
+    for where, found in zip(others, other_files):
+        if set(found) != set(files):
+            odd = sorted(set(found) ^ set(files))[0]
+            raise PoolError(f"{where}: its parts differ from {scored}'s (first: {odd}); score outputs joined for "
+                            "pools must read the same input")
     dup_files: dict[str, Path] = {}
     if dedupe is not None:
         dup_files = _sidecar_files(place(dedupe))
@@ -198,7 +235,7 @@ def build_pools(scored: str | Path, out: str | Path, spec: PoolSpec, dedupe: str
     for key, path in files.items():
         if dedupe is not None and key not in dup_files:
             raise PoolError(f"{dedupe}: no sidecar for part {key}; dedupe and score must read the same input")
-        part = _read_part(key, path, spec, dup_files.get(key), counts)
+        part = _read_part(key, path, spec, dup_files.get(key), counts, [f[key] for f in other_files])
         counts["documents"] += len(part.score)
         parts.append(part)
     all_scores = np.concatenate([p.score[p.eligible] for p in parts]) if parts else np.zeros(0)
@@ -239,6 +276,7 @@ def build_pools(scored: str | Path, out: str | Path, spec: PoolSpec, dedupe: str
         "unit": spec.unit, "pools": pools, "spec": asdict(spec), "cuts": cuts.tolist(),
         "scored": str(scored.resolve()), "dedupe": str(place(dedupe).resolve()) if dedupe is not None else None,
         "members": MEMBERS,
+        **({"also": [str(a.resolve()) for a in others]} if others else {}),
     }, out / "pools.json")
     summary = {"documents": counts["documents"], "pooled": int(docs.sum()),
                "excluded": {k2: counts[k2] for k2 in ("no_score", "where", "duplicate")},
