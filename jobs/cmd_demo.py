@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from thresher.jobs.cmd_run import output_paths
     from thresher.jobs.demo import run_demo
+    from thresher.jobs.job_report import timing
 
     if args.max_docs is not None and args.max_docs < 100:
         raise UsageError(f"--max-docs must be at least 100, got {args.max_docs}")
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     out = check_out_reachable(Path(args.out), args.address, quiet=getattr(args, "quiet", False))
     summary = run_demo(out, log=lambda s: say(args, s), quiet=getattr(args, "quiet", False), address=args.address,
                        max_docs=args.max_docs)
-    say(args, f"done in {summary['demo_seconds']:.1f} s")
+    say(args, f"done in {summary['demo_seconds']:.1f} s: {timing(summary)}, then the report")
     job = out / "job"
     paths = {"corpus": out / "corpus"}
     paths.update(output_paths(_Layout(job, summary), summary))

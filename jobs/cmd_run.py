@@ -65,6 +65,7 @@ def budget_label(b: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from thresher.jobs.job_report import timing
     from thresher.jobs.job_spec import load_spec
     from thresher.pipeline import storage
     from thresher.pipeline.safety import check_out_outside_input
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     check_out_reachable(spec.out, args.address or spec.ray["address"], args.shared_out, quiet=quiet,
                         label="the spec's out")
     summary = run_job(spec, log=lambda s: say(args, s), quiet=quiet, address=args.address)
-    say(args, f"done in {summary['seconds']:.1f} s")
+    say(args, f"done: {timing(summary)}")
     print_outputs(output_paths(spec, summary))
     return 0
 

@@ -62,10 +62,12 @@ def run_demo(out: Path, log: Callable[[str], None], quiet: bool = False, address
     # Budgets in words seen, relative to the corpus (about half of it ends in pools): a slice, about half
     # the pooled words, and about two passes over them.
     words = _corpus_words(corpus)
+    corpus_seconds = round(time.perf_counter() - t0, 1)
     budgets = [float(f"{b:.2g}") for b in (0.05 * words, 0.25 * words, 1.0 * words)]
     spec = parse_spec(demo_spec(corpus, out / "job", budgets, max_docs), source="demo")
     summary = run_job(spec, log=log, quiet=quiet, address=address,
-                      extra={"corpus": {"documents": stats.documents, "sources": stats.sources, "words": words}})
+                      extra={"corpus": {"documents": stats.documents, "sources": stats.sources, "words": words,
+                                  "seconds": corpus_seconds}})
     summary["demo_seconds"] = round(time.perf_counter() - t0, 1)
     return summary
 

@@ -39,9 +39,17 @@ def figure_data_uri(fig: Any, dpi: int = 110) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def short_number(value: float) -> str:
+    """A number as the console prints sizes: 93.5K, 1.2M, 3B for large ones, four significant digits otherwise."""
+    for suffix, scale, start in (("T", 1e12, 1e12), ("B", 1e9, 1e9), ("M", 1e6, 1e6), ("K", 1e3, 1e4)):
+        if abs(value) >= start:  # below 10,000 four digits say it exactly
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.4g}"
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        text = f"{value:.4g}"
+        text = short_number(value)
     elif value is None:
         text = "–"
     else:

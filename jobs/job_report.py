@@ -46,13 +46,18 @@ def _histograms(report: Report, spec, summary: dict) -> None:
     sources = table["source"].to_pylist() if "source" in table.column_names else ["all"] * table.num_rows
     src = np.asarray(sources, dtype=str)
     names, counts = np.unique(src, return_counts=True)
-    top = [n for _, n in sorted(zip(-counts, names))][:MAX_SOURCES]
+    ranked = [n for _, n in sorted(zip(-counts, names))]
+    top, rest = ranked[:MAX_SOURCES], ranked[MAX_SOURCES:]
     fig, (ax,) = new_figure(8, 4.2)
     finite = values[np.isfinite(values)]
     bins = np.linspace(finite.min(), finite.max(), 41) if len(finite) and finite.max() > finite.min() else 20
     for name in top:
         v = values[(src == name) & np.isfinite(values)]
         ax.hist(v, bins=bins, histtype="step", density=True, lw=1.3, label=f"{name} ({len(v)})")
+    if rest:  # every source is in the figure: the smallest ones together, named as such
+        v = values[np.isin(src, rest) & np.isfinite(values)]
+        ax.hist(v, bins=bins, histtype="step", density=True, lw=1.3, ls=":", color="gray",
+                label=f"{len(rest)} other sources ({len(v)})")
     for cut in summary.get("pools", {}).get("cuts", []):
         ax.axvline(cut, color="black", ls="--", lw=1)
     ax.set_xlabel(f"score: {expr}")
@@ -215,10 +220,17 @@ def _mixtures(report: Report, summary: dict) -> None:
     report.table(rows)
 
 
+def timing(summary: dict[str, Any]) -> str:
+    """How long the job took, worded the same in the report's header and on the console."""
+    stages = summary.get("seconds", sum(summary.get("stages", {}).values()))
+    corpus = summary.get("corpus", {}).get("seconds")
+    return (f"corpus {corpus:.1f} s, " if corpus is not None else "") + \
+        f"stages ({', '.join(summary.get('stages', {}))}) {stages:.1f} s"
+
+
 def write_report(spec, summary: dict[str, Any]) -> Path:
     """report.html for a finished job (called by the runner before summary.json is written)."""
-    report = Report(f"Thresher job: {spec.name}",
-                    subtitle=f"spec {spec.source}; stages {', '.join(spec.stages)}; {summary.get('seconds', 0):.1f} s")
+    report = Report(f"Thresher job: {spec.name}", subtitle=f"spec {spec.source}; {timing(summary)}")
     report.heading("Stages")
     report.table([{"stage": s, "seconds": summary["stages"].get(s), "output": str(spec.stage_dir(s))}
                   for s in spec.stages])
