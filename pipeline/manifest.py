@@ -18,10 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from thresher.metrics.errors import InputError
-from thresher.pipeline.outputs import completed_keys, file_sha256, marker_path, part_file, read_marker, write_json_atomic
+from thresher.pipeline.outputs import (
+    completed_keys,
+    file_sha256,
+    marker_path,
+    part_file,
+    read_marker,
+    read_markers,
+    write_json_atomic,
+)
 from thresher.pipeline.reader import ReadOptions
 from thresher.pipeline.safety import GLOB_CHARS
 from thresher.pipeline.storage import Stat, StorageError, StorageNotFound, at, is_remote, place
+from thresher.pipeline.storage.requests import each
 
 MANIFEST = "job.json"
 RUNTIME = {"runtime": True}
@@ -82,8 +91,6 @@ def changed_pending_shard(saved: list[dict[str, Any]], shards: dict[str, str]) -
     A rerun of a remote job reuses its saved listing instead of listing the store again;
     this is the check that replaces it, for the shards that will still be read.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     before = {s["shard"]: s for s in saved}
 
     def now(item: tuple[str, str]) -> dict[str, Any]:
@@ -94,8 +101,7 @@ def changed_pending_shard(saved: list[dict[str, Any]], shards: dict[str, str]) -
         except StorageNotFound:
             return {"shard": shard_id, "gone": True}
 
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        current = list(pool.map(now, sorted(shards.items())))
+    current = each(now, sorted(shards.items()), remote=True)
     for s in current:
         if s.get("gone"):
             return f"{s['shard']} is gone"
@@ -206,13 +212,9 @@ def complete_parts(out: Any, keys: Iterable[str]) -> set[str]:
     """
     keys = list(keys)
     where = place(out)
-    if not is_remote(where):
-        return {key for key in keys if _check_part(where, key, None)}
-    from concurrent.futures import ThreadPoolExecutor
-
-    markers = completed_keys(where)
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        intact = list(pool.map(lambda key: _check_part(where, key, markers), keys))
+    remote = is_remote(where)
+    markers = completed_keys(where) if remote else None
+    intact = each(lambda key: _check_part(where, key, markers), keys, remote)
     return {key for key, ok in zip(keys, intact) if ok}
 
 
@@ -225,16 +227,5 @@ def vouched_outputs(out: Any, subdir: str) -> dict[str, Any]:
     """
     where = place(out)
     keys = sorted(completed_keys(where))
-
-    def named(key: str) -> bool:
-        marker = read_marker(where, key)
-        return marker is not None and subdir in marker.get("outputs", {})
-
-    if is_remote(where) and len(keys) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=32) as pool:
-            found = list(pool.map(named, keys))
-    else:
-        found = [named(k) for k in keys]
-    return {key: part_file(where, subdir, key) for key, ok in zip(keys, found) if ok}
+    return {key: part_file(where, subdir, key) for key, marker in zip(keys, read_markers(where, keys))
+            if marker is not None and subdir in marker.get("outputs", {})}

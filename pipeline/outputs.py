@@ -26,6 +26,8 @@ from thresher.metrics.files import WriteError, write_atomic
 from thresher.metrics.files import remove_stale_tmp as _remove_stale_local
 from thresher.pipeline.safety import UnsafePath, safe_join  # noqa: F401  (re-exported: writers import them from here)
 from thresher.pipeline.storage import Location, StorageError, at, place
+from thresher.pipeline.storage.capped import read_limited_at
+from thresher.pipeline.storage.requests import each
 
 Where = Path | Location
 
@@ -177,25 +179,6 @@ def remove_tree(directory: str | os.PathLike | Location) -> None:
     at(directory).remove_tree()
 
 
-def read_limited_at(path: str | os.PathLike | Location, max_bytes: int, what: str, missing: str = "") -> bytes:
-    """A whole file of at most `max_bytes`, local or remote, refused with the same errors as a local one.
-
-    Local files go through `thresher.metrics.files.read_limited` (the one capped reader);
-    an object is looked up, refused when too large or absent, then read.
-    """
-    from thresher.metrics.files import check_limited, no_such_file, read_limited, too_large
-
-    where = place(path)
-    if not isinstance(where, Location):
-        return read_limited(where, max_bytes, what, missing)
-    if not where.is_file():
-        raise no_such_file(where.uri, what, missing)
-    size = where.stat().size
-    if size > max_bytes:
-        raise too_large(where.uri, size, max_bytes, what)
-    return check_limited(where.read_bytes(max_bytes), where.uri, max_bytes, what)
-
-
 def load_format(fmt: Any, path: str | os.PathLike | Location, missing: str = "") -> Any:
     """A JSON file of one format (`thresher.metrics.files.JsonFormat`), read from a path or a URI and checked."""
     return fmt.loads(read_limited_at(path, fmt.max_bytes, fmt.what, missing), str(place(path)))
@@ -242,12 +225,7 @@ def read_markers(out_dir: str | os.PathLike | Location, keys: list[str]) -> list
     """The markers of `keys`, in order (None where missing): on an object store by a pool of threads, since
     one request after another costs a round trip per part."""
     where = place(out_dir)
-    if isinstance(where, Location) and len(keys) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=32) as pool:
-            return list(pool.map(lambda key: read_marker(where, key), keys))
-    return [read_marker(where, key) for key in keys]
+    return each(lambda key: read_marker(where, key), keys, isinstance(where, Location))
 
 
 def completed_keys(out_dir: str | os.PathLike | Location) -> set[str]:

@@ -27,9 +27,9 @@ from thresher.pipeline.reader import ReadOptions, read_part
 from thresher.pipeline.safety import MAX_DECOMPRESSED_BYTES, inflate_limit
 from thresher.pipeline.storage import Location, StorageError, at
 from thresher.pipeline.storage.raw import RawReader
+from thresher.pipeline.storage.requests import each
 
 DEFAULT_PART_BYTES = 64 * 1024 * 1024
-PLAN_THREADS = 32  # concurrent lookups when planning remote shards
 DEFAULT_PART_ROWS = 200_000
 _READ_CHUNK = 1 << 20  # the largest single read when cutting a jsonl file at line starts
 _INFLATE_CHUNK = 1 << 22  # the largest block inflated at once when counting a gzip shard's lines
@@ -249,13 +249,7 @@ def plan_parts(
         shard_id, path, fmt = item
         return _shard_parts(shard_id, path, fmt, _size(path, sizes, shard_id), part_bytes, part_rows, inflate_bytes)
 
-    if any(loc.remote for _, loc, _ in located) and len(located) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=PLAN_THREADS) as pool:
-            planned = list(pool.map(plan, located))
-    else:
-        planned = [plan(item) for item in located]
+    planned = each(plan, located, any(loc.remote for _, loc, _ in located))
     return [part for parts in planned for part in parts]
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 from thresher.pipeline.dedupe.shingles import mix64
 from thresher.pipeline.outputs import read_arrow, safe_join, write_arrow_atomic, write_json_atomic
 from thresher.pipeline.storage import at, is_remote, place
+from thresher.pipeline.storage.requests import each
 from thresher.pipeline.tasks import progress, run_remote
 
 MARKERS = "_complete"
@@ -116,9 +117,4 @@ def run_phase(
             raise RuntimeError(f"phase {phase}: task {k} has no marker after the run; rerun to finish it")
         return json.loads(path.read_text())
 
-    if remote and len(keys) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=32) as pool:
-            return list(pool.map(read, keys))
-    return [read(k) for k in keys]
+    return each(read, keys, remote)
