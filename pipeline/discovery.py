@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from thresher.pipeline.parts import ShardError
-from thresher.pipeline.safety import GLOB_CHARS, glob_root
+from thresher.pipeline.safety import GLOB_CHARS, before_wildcards, glob_root
 from thresher.pipeline.storage import Entry, Location, Stat, at, is_remote
 
 FORMATS = ("jsonl", "jsonl.gz", "jsonl.bz2", "jsonl.xz", "jsonl.zst", "parquet", "arrow")
@@ -192,8 +192,7 @@ def _discover_remote(text: str) -> Listing:
     if not loc.bucket_exists():  # a listing of a missing bucket is merely empty: say what is wrong
         raise ShardError(f"{text}: the bucket does not exist (create it, or check the name)")
     if GLOB_CHARS & set(loc.path):
-        fixed, _, _ = loc.path.partition("*")
-        fixed = fixed.split("?")[0].split("[")[0]
+        fixed = before_wildcards(loc.path)
         root_path = fixed.rsplit("/", 1)[0] if "/" in fixed else fixed
         root = Location(loc.protocol, root_path, loc.options)
         pattern = _glob_regex(loc.path[len(root_path):].lstrip("/"))
@@ -208,12 +207,12 @@ def _discover_remote(text: str) -> Listing:
             entries = [Entry(loc, loc.name, st.size, st.mtime_ns)]
         else:
             root = loc
-            hf = _hf_arrow_files(loc) if (loc / "dataset_dict.json").is_file() or (loc / "state.json").is_file() else None
+            listed = {e.relative: e for e in loc.files()}  # the one listing: it also tells a saved HF dataset
+            hf = _hf_arrow_files(loc) if "dataset_dict.json" in listed or "state.json" in listed else None
             if hf is not None:
-                listed = {e.relative: e for e in loc.files()}
                 entries = [listed.get(f.relative_to(loc)) or Entry(f, f.relative_to(loc), 0, None) for f in hf]
             else:
-                entries = [e for e in loc.files() if not any(c.startswith((".", "_")) for c in e.relative.split("/"))]
+                entries = [e for e in listed.values() if not any(c.startswith((".", "_")) for c in e.relative.split("/"))]
             if not entries and not loc.is_dir():
                 raise ShardError(f"{text}: no such object or prefix")
     shards, stats = [], {}
