@@ -192,7 +192,7 @@ def read_capped(where: Where, max_bytes: int, what: str, missing: str = "") -> b
     an oversize one refused before any byte is fetched (same message), then at most
     `max_bytes + 1` bytes are read and refused if more came (the object grew).
     """
-    from thresher.pipeline.outputs import read_limited_at
+    from thresher.pipeline.storage.capped import read_limited_at
 
     return read_limited_at(where, max_bytes, what, missing)
 

@@ -18,11 +18,12 @@ import pyarrow as pa
 from thresher.metrics.classifier import QualityClassifier
 from thresher.metrics.embedders import EMBEDDERS, make_embedder, weights_version
 from thresher.metrics.fluency import FluencyModel, buckets
-from thresher.pipeline.outputs import file_sha256, read_limited_at
+from thresher.pipeline.outputs import file_sha256
 from thresher.pipeline.registry import register_scorer
 from thresher.pipeline.stage import Resources, Stage
 from thresher.pipeline.stage_options import int_option
 from thresher.pipeline.storage import at
+from thresher.pipeline.storage.capped import read_limited_at
 
 
 def _texts(batch: pa.Table) -> list[str]:

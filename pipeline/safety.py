@@ -88,22 +88,24 @@ def inflate_limit(compressed_bytes: int, max_bytes: int = MAX_DECOMPRESSED_BYTES
 def read_capped(path: str | os.PathLike, max_bytes: int = MAX_SPEC_BYTES, what: str = "file") -> bytes:
     """The bytes of a file read whole, refusing one larger than `max_bytes` without reading it all.
 
-    The read is `thresher.metrics.files.read_limited`, the one capped reader every room uses.
+    The read is `thresher.pipeline.storage.capped.read_limited_at` (for a local file the one capped reader every room
+    uses, `thresher.metrics.files.read_limited`).
     """
-    from thresher.metrics.files import FormatError, read_limited
-    from thresher.pipeline.storage import Location, place
+    from thresher.metrics.files import FormatError
+    from thresher.pipeline.storage import place
+    from thresher.pipeline.storage.capped import read_limited_at
 
-    where = place(path)
-    if isinstance(where, Location):
-        data = where.read_bytes(max_bytes)
-        if len(data) > max_bytes:
-            raise InputTooLarge(f"{where}: {what} is larger than the {max_bytes}-byte cap; split it or raise the cap")
-        return data
     try:
-        return read_limited(path, max_bytes, what)
+        return read_limited_at(path, max_bytes, what)
     except FormatError:
-        raise InputTooLarge(f"{Path(path)}: {what} is larger than the {max_bytes}-byte cap; split it or raise the "
+        raise InputTooLarge(f"{place(path)}: {what} is larger than the {max_bytes}-byte cap; split it or raise the "
                             f"cap") from None
+
+
+def before_wildcards(pattern: str) -> str:
+    """The text of a glob (a path or a URI) before its first wildcard: `s3://b/in/x*.jsonl` -> `s3://b/in/x`."""
+    cut = min((i for i in (pattern.find(c) for c in GLOB_CHARS) if i >= 0), default=len(pattern))
+    return pattern[:cut]
 
 
 def glob_root(pattern: str) -> Path:
