@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from thresher.jobs.cli import UsageError
 from thresher.jobs.overwrite import DATA_SUFFIXES, Layout, _is_ours, layouts, recognise_output
+from thresher.pipeline.safety import before_wildcards
 from thresher.pipeline.storage import Location, StorageAccessError, StorageError, at, is_remote
 
 
@@ -28,7 +29,7 @@ def check_remote_overlap(source: str | os.PathLike | Location, out: Location) ->
     if not is_remote(source):
         return  # a local input and a remote output cannot overlap
     text = source.uri if isinstance(source, Location) else os.fspath(source)
-    fixed = text.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]
+    fixed = before_wildcards(text)
     src = at(fixed.rstrip("/") if fixed != text else text)
     if _below(out, src):
         raise UsageError(f"the output {out.uri} lies inside the input {text}; outputs there become input; choose an "
