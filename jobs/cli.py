@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
-    _add_quiet_everywhere(parser)
-    _add_storage_everywhere(parser)
+    _add_everywhere(parser, "--quiet", action="store_true", help="print only errors and output paths")
+    # any path a command takes may be a URI
+    _add_everywhere(parser, "--storage-option", action="append", metavar="KEY=VALUE", help=STORAGE_HELP)
     return parser
 
 
@@ -72,30 +73,19 @@ def _asks_version(argv: Sequence[str]) -> bool:
     return False
 
 
-def _add_quiet_everywhere(parser: argparse.ArgumentParser) -> None:
-    """Accept --quiet after the command too (`thresher score --quiet …`), at every nesting level."""
+def _add_everywhere(parser: argparse.ArgumentParser, flag: str, **kwargs: object) -> None:
+    """Give every command, at every nesting level, the option `flag` (unless it has one): `thresher score --quiet`
+    and `thresher pools --storage-option ...` work as `thresher --quiet score` does."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                if "--quiet" not in child._option_string_actions:
-                    child.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
-                                       help="print only errors and output paths")
-                _add_quiet_everywhere(child)
+                if flag not in child._option_string_actions:
+                    child.add_argument(flag, default=argparse.SUPPRESS, **kwargs)
+                _add_everywhere(child, flag, **kwargs)
 
 
 STORAGE_HELP = ("an option for s3:// / gs:// / other URIs, e.g. endpoint_override=http://127.0.0.1:8333, region=eu-west-1, "
                 "anonymous=true (repeatable; credentials come from the environment, never from here)")
-
-
-def _add_storage_everywhere(parser: argparse.ArgumentParser) -> None:
-    """`--storage-option KEY=VALUE` on every command: any path a command takes may be a URI."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for child in action.choices.values():
-                if "--storage-option" not in child._option_string_actions:
-                    child.add_argument("--storage-option", action="append", default=argparse.SUPPRESS,
-                                       metavar="KEY=VALUE", help=STORAGE_HELP)
-                _add_storage_everywhere(child)
 
 
 def _configure_storage(args: argparse.Namespace) -> None:
