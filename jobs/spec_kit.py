@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.metrics.errors import InputError
-from thresher.pipeline.storage import place
+from thresher.pipeline.storage import Location, place
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_YAML_DEPTH = 32
@@ -52,9 +52,9 @@ class At:
         return At(self.file, f"{self.key}[{index}]")
 
     @property
-    def folder(self) -> Path:
-        """The spec file's folder: relative paths in the spec resolve against it."""
-        return Path(self.file).parent
+    def folder(self) -> Path | Location:
+        """The spec file's folder (a prefix, for a spec in a store): relative paths in the spec resolve against it."""
+        return place(self.file).parent
 
     def error(self, message: str) -> SpecError:
         return SpecError(f"{self}: {message}")
@@ -181,13 +181,14 @@ def unique(at: At, names: list[str], what: str) -> None:
 
 
 def existing_file(suffixes: tuple[str, ...] | None = None) -> Check:
-    """An existing file, relative to the spec's folder; `suffixes` (lower case) limits its type."""
-    def check(at: At, value: Any) -> Path:
+    """An existing file, relative to the spec's folder (a URI stands for itself, and a relative path in a spec that
+    is itself in a store names an object beside it); `suffixes` (lower case) limits its type."""
+    def check(at: At, value: Any) -> Path | Location:
         if not isinstance(value, str) or not value.strip():
             raise at.error(f"must be a file path, got {shown(value)}")
-        path = Path(value)
-        if not path.is_absolute():
-            path = at.folder / path
+        path = place(value)  # a URI stands for itself
+        if isinstance(path, Path) and not path.is_absolute():
+            path = at.folder / value
         if suffixes is not None and path.suffix.lower() not in suffixes:
             raise at.error(f"unsupported file type {path.suffix!r}; use one of {', '.join(suffixes)}")
         if not path.is_file():

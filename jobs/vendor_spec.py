@@ -76,30 +76,6 @@ class Spec:
     repetition: dict[str, Any] | None = None
 
 
-def stored_file(suffixes: tuple[str, ...] | None = None) -> Check:
-    """An existing file named in the spec: what `existing_file` takes, and also a URI.
-
-    A URI stands for itself; a relative path in a spec that is itself a URI is relative to
-    the spec's folder in the store. Everything else is `existing_file`'s (same messages).
-    """
-    local = existing_file(suffixes)
-
-    def check(at: At, value: Any) -> Where:
-        if not isinstance(value, str) or not value.strip():
-            return local(at, value)
-        remote_spec = is_remote(at.file) and not os.path.isabs(value)
-        if not is_remote(value) and not remote_spec:
-            return local(at, value)
-        where = place(value) if is_remote(value) else place(at.file).parent / value
-        if suffixes is not None and where.suffix.lower() not in suffixes:
-            raise at.error(f"unsupported file type {where.suffix!r}; use one of {', '.join(suffixes)}")
-        if not where.is_file():
-            raise at.error(f"no such file: {shown(where)}")
-        return where
-
-    return check
-
-
 def local_file(suffixes: tuple[str, ...], handler: str) -> Check:
     """An existing local file (`existing_file`), for a key whose reader takes local paths only so far."""
     local = existing_file(suffixes)
@@ -113,8 +89,8 @@ def local_file(suffixes: tuple[str, ...], handler: str) -> Check:
     return check
 
 
-data_file = stored_file(DATA_SUFFIXES)
-json_file = stored_file((".json",))
+data_file = existing_file(DATA_SUFFIXES)
+json_file = existing_file((".json",))
 pools_file = local_file((".json",), "thresher.jobs.planning_files.load_pools")
 
 
@@ -218,7 +194,7 @@ def _proxy(at: At, proxy: dict[str, Any]) -> dict[str, Any]:
     if proxy["kind"] == "pilot_csv":
         if proxy["path"] is None:
             raise at.child("path").error("is required with kind pilot_csv (the CSV of your pilot runs)")
-        proxy["path"] = stored_file()(at.child("path"), proxy["path"])
+        proxy["path"] = existing_file()(at.child("path"), proxy["path"])
     elif proxy["path"] is not None:
         raise at.child("path").error("only used with kind: pilot_csv")
     return proxy
