@@ -1,10 +1,8 @@
 """`thresher fit | predict | plan | frontier`: utility laws from pilot runs to a curation plan.
 
-Observation tables, fit files and `fit`/`predict` outputs may be local paths or URIs: they are
-read and written here through `thresher.pipeline.storage` (`embedding_files`), and the maths
-rooms get bytes and give bytes back. `plan` and `frontier` write through `planning_files`
-and `thresher.mixtures.plots`, which take local paths only so far: their --pools, --out and
---plot refuse a URI in one line.
+Observation tables, fit files, pools, plans, frontiers and plots may be local paths or URIs:
+they are read and written here through `thresher.pipeline.storage` (`embedding_files`,
+`planning_files`), and the maths rooms get bytes, tables or a file object and give bytes back.
 """
 from __future__ import annotations
 
